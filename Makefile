@@ -1,0 +1,47 @@
+# Two commands set everything up: `make serve` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SITE_PORT ?= 8000
+
+.PHONY: install serve build test lab release linkcheck bench browser-deps clean
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The CPU build of PyTorch first: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e '.[tensorflow,torch,docs,cluster,dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+build: $(INSTALLED)
+	$(BIN)/mkdocs build --strict
+
+serve: build
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(SITE_PORT)
+
+# Headless Chromium and a CJK font for the browser tests, from Debian's packages.
+browser-deps:
+	@bash tests/browser/ensure_chromium.sh
+
+test: $(INSTALLED) browser-deps
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks/
+
+# Regenerates notebooks/ (the learners' versions) from solutions/.
+release: $(INSTALLED)
+	$(BIN)/grader release
+
+linkcheck: $(INSTALLED)
+	$(BIN)/grader resources --online
+
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf site .pytest_cache

@@ -1,0 +1,69 @@
+"""Calls as JSON plus arrays: the only form in which they cross into the sandbox."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import harness
+from .spec import Call, Function, Tensor
+
+
+def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
+    """JSON description of one argument; its arrays are added to ``arrays`` under ``key``."""
+    if isinstance(value, Tensor):
+        arrays[key] = np.asarray(value.value)
+        return {"kind": "tensor", "framework": value.framework, "key": key, "trainable": value.trainable}
+    if isinstance(value, Function):
+        params = {}
+        for name, array in value.params.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+            params[name] = f"{key}.{name}"
+        return {"kind": "function", "name": value.name, "params": params}
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {"kind": "array", "key": key}
+    if isinstance(value, dict):
+        return {"kind": "dict", "items": {k: encode_value(v, f"{key}.{k}", arrays) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"kind": type(value).__name__,
+                "items": [encode_value(v, f"{key}.{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return {"kind": "value", "value": value}
+    if isinstance(value, np.generic):
+        return {"kind": "value", "value": value.item()}
+    raise TypeError(f"cannot hand {type(value).__name__} to a learner's function")
+
+
+def encode_call(fn_name: str, call: Call, key: str, arrays: dict, timeout: float) -> dict:
+    return {
+        "fn": fn_name,
+        "args": [encode_value(v, f"{key}.arg{i}", arrays) for i, v in enumerate(call.args)],
+        "kwargs": {k: encode_value(v, f"{key}.{k}", arrays) for k, v in call.kwargs.items()},
+        "probe": call.probe,
+        "probe_args": {k: _store(arrays, f"{key}.probe.{k}", v) for k, v in call.probe_args.items()},
+        "timeout": timeout,
+    }
+
+
+def _store(arrays: dict, key: str, value) -> str:
+    arrays[key] = np.asarray(value)
+    return key
+
+
+def call_in_process(fn, fn_name: str, call: Call) -> dict:
+    """Call ``fn`` here (in a learner's own kernel) exactly as the sandbox would call it.
+
+    Returns ``{"outputs": {...}}`` or ``{"error": {...}}``, the form ``judge`` takes.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    spec = encode_call(fn_name, call, "c", arrays, timeout=0)
+    try:
+        args = [harness.build_argument(a, arrays) for a in spec["args"]]
+        kwargs = {k: harness.build_argument(v, arrays) for k, v in spec["kwargs"].items()}
+        probe_args = {k: np.array(arrays[v]) for k, v in spec["probe_args"].items()}
+        result = fn(*args, **kwargs)
+        return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args)}
+    except Exception as exc:  # the learner's exception is the verdict, not a crash of the check
+        error = {"ename": type(exc).__name__, "evalue": str(exc)}
+        if isinstance(exc, NameError) and getattr(exc, "name", None):
+            error["missing"] = exc.name
+        return {"error": error}

@@ -1,0 +1,54 @@
+"""``grader check NOTEBOOK``: grade one notebook here, exactly as the autograder would.
+
+Exit status: 0 when every exercise passes, 1 when any fails, 2 when the file cannot be graded.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from pathlib import Path
+
+from . import exercises
+from .course import find_root, release_notebook
+from .grading import GradedNotebook, grade_notebook
+from .notebooks_io import UnusableNotebook, identify, read_notebook
+
+
+def format_table(graded: GradedNotebook) -> str:
+    rows = [("exercise", "points", "result", "hint")]
+    for e in graded.exercises:
+        rows.append((e.name, f"{e.points:g}/{e.max_points}", "pass" if e.passed else "FAIL", e.hint))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + ("  " + r[3] if r[3] else "") for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  ----")
+    lines.append(f"total: {graded.score:g}/{graded.max_score}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run(path: str, as_json: bool = False, seed: int | None = None) -> int:
+    notebook_path = Path(path)
+    try:
+        nb = read_notebook(notebook_path)
+        name = identify(nb)
+        if name is None:
+            raise UnusableNotebook(f"{notebook_path}: not a notebook of this course (no exercise cells found)")
+    except UnusableNotebook as error:
+        print(f"grader check: {error}", file=sys.stderr)
+        return 2
+    root = find_root(notebook_path.parent)
+    graded = grade_notebook(nb, release_notebook(root, name), exercises.notebook_spec(name),
+                            seed=secrets.randbits(63) if seed is None else seed)
+    if as_json:
+        print(json.dumps({"notebook": name, "score": graded.score, "max_score": graded.max_score,
+                          "exercises": [{"name": e.name, "points": e.points, "max_points": e.max_points,
+                                         "passed": e.passed, "hint": e.hint} for e in graded.exercises],
+                          "notes": graded.notes, "isolated": graded.isolated}, indent=2))
+    else:
+        print(f"{notebook_path}  ({name})")
+        print(format_table(graded))
+        for note in graded.notes:
+            print(f"note: {note}")
+        if not graded.isolated:
+            print("note: ran without the isolated sandbox (needs root and Linux namespaces); limits still applied")
+    return 0 if graded.score == graded.max_score else 1

@@ -1,0 +1,31 @@
+"""The exercises of each notebook, by notebook name."""
+from __future__ import annotations
+
+import importlib
+
+from ..spec import NotebookSpec
+
+# Notebook name -> module (under grader.exercises) that defines ``NOTEBOOK``.
+_MODULES = {
+    "01_forward": "forward",
+    "02_backprop": "backprop",
+    "03_gradient_descent": "gradient_descent",
+    "04_tensorflow": "tensorflow_autograd",
+    "05_pytorch": "pytorch_autograd",
+}
+
+
+def available() -> list[str]:
+    """Names of the notebooks whose exercises are defined."""
+    names = []
+    for name, module in _MODULES.items():
+        if importlib.util.find_spec(f"{__name__}.{module}") is not None:
+            names.append(name)
+    return names
+
+
+def notebook_spec(name: str) -> NotebookSpec:
+    """The exercises of notebook ``name`` (e.g. "01_forward"); KeyError if there is none."""
+    if name not in _MODULES:
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{_MODULES[name]}").NOTEBOOK

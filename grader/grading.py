@@ -1,0 +1,132 @@
+"""Grades one notebook: the pure task, submission in, verdicts and a graded notebook out.
+
+1. Put the submission into the assignment's shape (``notebooks_io.assemble``).
+2. Run its cells, then the learner's functions on fresh inputs, in the sandbox. Test cells
+   and the setup cell are not run: scores are never decided inside the learner's kernel.
+3. Judge each exercise here, in the trusted process, against the oracles.
+4. Write the verdicts into the test cells' outputs (an error output for a failure, as
+   nbgrader expects), so nbgrader's own ``SaveAutoGrades`` records the scores.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import nbformat
+import numpy as np
+from nbformat import NotebookNode
+
+from . import sandbox
+from .calls import encode_call
+from .judge import Verdict, judge_calls
+from .notebooks_io import assemble, grade_id, is_test
+from .spec import Call, NotebookSpec
+
+SETUP_CELL = "setup"  # installs the course package in Colab; meaningless in the sandbox
+
+
+@dataclass
+class ExerciseResult:
+    name: str
+    title: str
+    points: float
+    max_points: int
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.points == self.max_points
+
+
+@dataclass
+class GradedNotebook:
+    name: str
+    notebook: NotebookNode | None
+    exercises: list[ExerciseResult]
+    notes: list[str] = field(default_factory=list)
+    isolated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(e.points for e in self.exercises)
+
+    @property
+    def max_score(self) -> int:
+        return sum(e.max_points for e in self.exercises)
+
+
+def plan_calls(spec: NotebookSpec, seed: int) -> tuple[list[tuple[str, Call]], list[dict], dict[str, np.ndarray]]:
+    """Every call to make: the visible examples, then fresh hidden draws from ``seed``."""
+    rng = np.random.default_rng(seed)
+    planned: list[tuple[str, Call]] = []
+    for exercise in spec.exercises:
+        for call in exercise.visible_calls() + exercise.hidden_calls(rng):
+            planned.append((exercise.name, call))
+    arrays: dict[str, np.ndarray] = {}
+    encoded = [encode_call(name, call, f"c{i}", arrays, spec.exercise(name).call_timeout)
+               for i, (name, call) in enumerate(planned)]
+    return planned, encoded, arrays
+
+
+def cells_to_run(nb: NotebookNode) -> list[dict]:
+    return [{"source": cell.source if cell.cell_type == "code" else "",
+             "skip": cell.cell_type != "code" or is_test(cell) or grade_id(cell) == SETUP_CELL}
+            for cell in nb.cells]
+
+
+def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: NotebookSpec, seed: int,
+                   slot: int = 0, limits: sandbox.Limits | None = None) -> GradedNotebook:
+    nb, notes = assemble(submission, template)
+    limits = limits or sandbox.Limits(cell_timeout=spec.cell_timeout, notebook_timeout=spec.notebook_timeout,
+                                      memory_bytes=spec.memory_bytes)
+    planned, encoded, arrays = plan_calls(spec, seed)
+    run = sandbox.run(cells_to_run(nb), encoded, arrays, limits, slot=slot)
+    results: list[ExerciseResult] = []
+    verdicts: dict[str, Verdict] = {}
+    for exercise in spec.exercises:
+        indices = [i for i, (name, _) in enumerate(planned) if name == exercise.name]
+        verdict = judge_calls(exercise, [planned[i][1] for i in indices], [run.calls[i] for i in indices])
+        verdicts[exercise.name] = verdict
+        results.append(ExerciseResult(exercise.name, exercise.title, exercise.points if verdict.passed else 0,
+                                      exercise.points, verdict.hint))
+    _write_outputs(nb, run, spec, verdicts)
+    return GradedNotebook(spec.name, nb, results, notes + run.notes, run.isolated, run.seconds)
+
+
+def unusable(spec: NotebookSpec, template: NotebookNode | None, reason: str) -> GradedNotebook:
+    """The result for a submission that could not be graded: 0 points, and why, everywhere."""
+    results = [ExerciseResult(e.name, e.title, 0, e.points, reason) for e in spec.exercises]
+    nb = None
+    if template is not None:
+        nb = copy.deepcopy(template)
+        verdicts = {e.name: Verdict(False, reason) for e in spec.exercises}
+        _write_outputs(nb, sandbox.RunResult(), spec, verdicts)
+    return GradedNotebook(spec.name, nb, results, [reason])
+
+
+def _write_outputs(nb: NotebookNode, run: sandbox.RunResult, spec: NotebookSpec, verdicts: dict[str, Verdict]) -> None:
+    by_test_id = {e.grade_id: e for e in spec.exercises}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs, cell.execution_count = [], None
+        exercise = by_test_id.get(grade_id(cell))
+        if exercise is not None and is_test(cell):
+            verdict = verdicts[exercise.name]
+            if verdict.passed:
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                           text=f"{exercise.name}: passed\n"))
+            else:
+                cell.outputs.append(nbformat.v4.new_output("error", ename="AssertionError",
+                                                           evalue=f"{exercise.name}: {verdict.hint}", traceback=[]))
+            continue
+        ran = run.cells.get(index)
+        if ran is None:
+            continue
+        if ran.get("stdout"):
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=ran["stdout"]))
+        error = ran.get("error")
+        if error:
+            cell.outputs.append(nbformat.v4.new_output("error", ename=str(error.get("ename", "Error")),
+                                                       evalue=str(error.get("evalue", "")), traceback=[]))

@@ -1,0 +1,326 @@
+"""Runs inside the sandbox: executes a notebook's cells, then calls the learner's functions.
+
+This file is copied into the sandbox's scratch folder and run there on its own, so it imports
+nothing from ``grader`` (the sandbox cannot see the package, its oracles or the solutions).
+It trusts nothing it runs: whatever the notebook does to NumPy, IPython or this module, the
+only thing that leaves is plain numeric arrays in ``.npz`` files (no pickle) and a log of
+events, which the trusted process reads with size limits and judges against its own oracles.
+
+Protocol, in the scratch folder:
+    job.json      cells to run, calls to make, limits        (written by the trusted side)
+    inputs.npz    the call arguments' arrays                  (written by the trusted side)
+    events.jsonl  one JSON line per event, appended unbuffered (written here)
+    out/N.npz     the numeric outputs of call N               (written here)
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+# --- results as plain numeric arrays (shared with the trusted side) --------------------
+
+
+class ResultError(TypeError):
+    """A result that is not numbers (None, strings, objects)."""
+
+
+def to_array(value) -> np.ndarray:
+    """A tensor, array or number as a NumPy array; anything else is a ResultError."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # tf.Tensor, tf.Variable
+        value = value.numpy()
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return np.asarray(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise ResultError(f"returned an array of {value.dtype}; expected numbers")
+        return value
+    raise ResultError(f"returned {type(value).__name__}; expected numbers")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (bool, int, float, np.number)) or (
+        hasattr(value, "shape") and tuple(getattr(value, "shape")) == () and not isinstance(value, (list, tuple, dict)))
+
+
+def flatten_result(result, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested tuples, lists and dicts of arrays as {path: array}; a single array has path "".
+
+    A list or tuple of plain numbers (a loss history) is one array, not one entry per number.
+    """
+    if result is None:
+        raise ResultError("returned None; did you forget the return statement?")
+    if isinstance(result, dict):
+        flat = {}
+        for key, value in result.items():
+            flat.update(flatten_result(value, f"{prefix}{key}."))
+        return _strip(flat, prefix)
+    if isinstance(result, (tuple, list)):
+        if result and all(_is_number(v) for v in result):
+            return {prefix.rstrip("."): np.asarray([to_array(v) for v in result])}
+        flat = {}
+        for index, value in enumerate(result):
+            flat.update(flatten_result(value, f"{prefix}{index}."))
+        return _strip(flat, prefix)
+    return {prefix.rstrip("."): to_array(result)}
+
+
+def _strip(flat: dict, prefix: str) -> dict:
+    return {key.rstrip(".") if key.endswith(".") else key: value for key, value in flat.items()}
+
+
+# --- arguments ---------------------------------------------------------------------------
+
+SCALAR_FUNCTIONS = {
+    # name -> f(params) -> scalar function of an array; gradients in grader.oracles
+    "weighted_squares": lambda p: (lambda x: float(np.sum(p["A"] * x * x))),
+    "sin_product": lambda p: (lambda x: float(np.sum(np.sin(x) * p["A"]))),
+    "log_sum_exp": lambda p: (lambda x: float(np.log(np.sum(np.exp(x * p["A"] - np.max(x * p["A"])))) + np.max(x * p["A"]))),
+}
+
+
+def build_argument(spec, arrays):
+    """A call argument from its JSON description (see grader.calls.encode)."""
+    kind = spec["kind"]
+    if kind == "array":
+        return np.array(arrays[spec["key"]])  # a fresh copy: the learner may modify it in place
+    if kind == "value":
+        return spec["value"]
+    if kind == "dict":
+        return {k: build_argument(v, arrays) for k, v in spec["items"].items()}
+    if kind == "list":
+        return [build_argument(v, arrays) for v in spec["items"]]
+    if kind == "tuple":
+        return tuple(build_argument(v, arrays) for v in spec["items"])
+    if kind == "function":
+        params = {k: np.array(arrays[key]) for k, key in spec["params"].items()}
+        return SCALAR_FUNCTIONS[spec["name"]](params)
+    if kind == "tensor":
+        value = np.array(arrays[spec["key"]])
+        if spec["framework"] == "torch":
+            import torch
+            return torch.tensor(value, requires_grad=spec["trainable"])
+        import tensorflow as tf
+        return tf.Variable(value) if spec["trainable"] else tf.constant(value)
+    raise ValueError(f"unknown argument kind {kind!r}")
+
+
+# --- probes: how a result that is not plain numbers is read ------------------------------
+
+def _probe_torch_grads(result, args, kwargs, probe_args):
+    """The result, plus the .grad of every trainable torch tensor argument (after backward())."""
+    flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()} if result is not None else {}
+    for name, value in _tensor_arguments(args, kwargs):
+        grad = getattr(value, "grad", None)
+        if grad is not None:
+            flat[f"grad.{name}"] = to_array(grad)
+    return flat
+
+
+def _probe_arguments_after(result, args, kwargs, probe_args):
+    """The result, plus every tensor argument's value after the call (in-place updates)."""
+    flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()} if result is not None else {}
+    for name, value in _tensor_arguments(args, kwargs):
+        flat[f"after.{name}"] = to_array(value)
+    return flat
+
+
+def _probe_model(result, args, kwargs, probe_args):
+    """A Keras model or torch module: its parameters in order, and its output on probe_args['x']."""
+    model = result[0] if isinstance(result, (tuple, list)) else result
+    flat = {}
+    if hasattr(model, "named_parameters"):  # torch.nn.Module
+        import torch
+        for i, (_, p) in enumerate(model.named_parameters()):
+            flat[f"param.{i}"] = to_array(p)
+        with torch.no_grad():
+            x = torch.tensor(probe_args["x"], dtype=next(model.parameters()).dtype)
+            flat["output"] = to_array(model(x))
+    else:  # Keras
+        for i, w in enumerate(model.weights):
+            flat[f"param.{i}"] = to_array(w)
+        flat["output"] = to_array(model(probe_args["x"].astype(model.weights[0].dtype.name if hasattr(model.weights[0].dtype, "name") else np.float32)))
+    if isinstance(result, (tuple, list)) and len(result) > 1:
+        for k, v in flatten_result(list(result[1:])).items():
+            flat[f"extra.{k}" if k else "extra"] = v
+    return flat
+
+
+def _tensor_arguments(args, kwargs):
+    items = list(enumerate(args)) + list(kwargs.items())
+    for name, value in items:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if hasattr(inner, "numpy") or hasattr(inner, "detach"):
+                    yield f"{name}.{key}", inner
+        elif hasattr(value, "numpy") and not isinstance(value, np.ndarray) or hasattr(value, "detach"):
+            yield str(name), value
+
+
+PROBES = {
+    "torch_grads": _probe_torch_grads,
+    "arguments_after": _probe_arguments_after,
+    "model": _probe_model,
+}
+
+
+def read_result(result, args, kwargs, probe, probe_args) -> dict[str, np.ndarray]:
+    if probe is None:
+        return flatten_result(result)
+    return PROBES[probe](result, args, kwargs, probe_args)
+
+
+# --- running the notebook -----------------------------------------------------------------
+
+
+# Taken at import, before any learner code runs. Replacing it later only loses that learner's
+# own results: nothing the notebook does can make wrong numbers pass in the trusted process.
+_SAVEZ = np.savez
+
+
+class CellTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise CellTimeout("time limit reached")
+
+
+class BoundedText(io.TextIOBase):
+    """Keeps the first ``limit`` characters written to it; an output flood costs nothing."""
+
+    def __init__(self, limit: int):
+        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = self.limit - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def getvalue(self) -> str:
+        tail = f"\n... {self.dropped} more characters not shown\n" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+class EventLog:
+    """Appends JSON lines with one unbuffered write each, so a crash loses no finished event."""
+
+    def __init__(self, path: str, max_line: int):
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.max_line = max_line
+
+    def emit(self, **event):
+        line = json.dumps(event, default=str)
+        if len(line) > self.max_line:
+            for field in ("stdout", "evalue", "traceback"):
+                if field in event:
+                    event[field] = str(event[field])[: self.max_line // 4] + " [truncated]"
+                if isinstance(event.get("error"), dict) and field in event["error"]:
+                    event["error"][field] = str(event["error"][field])[: self.max_line // 4] + " [truncated]"
+            line = json.dumps(event, default=str)[: self.max_line]
+        os.write(self.fd, (line + "\n").encode("utf-8", "replace"))
+
+
+def _error(exc: BaseException) -> dict:
+    error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+    if isinstance(exc, NameError) and getattr(exc, "name", None):
+        error["missing"] = exc.name
+    return error
+
+
+def run_cells(shell, cells, skip, log, cell_timeout, output_limit):
+    for index, cell in enumerate(cells):
+        if index in skip or cell.get("skip"):
+            continue
+        log.emit(event="cell_start", index=index)
+        out = BoundedText(output_limit)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = out
+        error = None
+        try:
+            signal.setitimer(signal.ITIMER_REAL, cell_timeout)
+            result = shell.run_cell(cell["source"], store_history=False, silent=False)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            failure = result.error_before_exec or result.error_in_exec
+            if failure is not None:
+                error = _error(failure)
+        except BaseException as exc:  # a timeout that escaped IPython, SystemExit, anything
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            error = _error(exc)
+        finally:
+            sys.stdout, sys.stderr = saved
+        log.emit(event="cell_end", index=index, ok=error is None, error=error, stdout=out.getvalue())
+
+
+def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
+    for index, call in enumerate(calls):
+        if index in skip:
+            continue
+        log.emit(event="call_start", index=index)
+        out = BoundedText(output_limit)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = out
+        try:
+            fn = namespace.get(call["fn"])
+            if fn is None or not callable(fn):
+                raise NameError(f"name {call['fn']!r} is not defined", name=call["fn"])
+            args = [build_argument(a, arrays) for a in call["args"]]
+            kwargs = {k: build_argument(v, arrays) for k, v in call["kwargs"].items()}
+            probe_args = {k: np.array(arrays[key]) for k, key in call.get("probe_args", {}).items()}
+            signal.setitimer(signal.ITIMER_REAL, call["timeout"])
+            try:
+                result = fn(*args, **kwargs)
+                flat = read_result(result, args, kwargs, call.get("probe"), probe_args)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            keys = sorted(flat)
+            _SAVEZ(os.path.join(outdir, f"{index}.npz"), **{f"a{i}": np.asarray(flat[k]) for i, k in enumerate(keys)})
+            error = None
+        except BaseException as exc:
+            keys, error = None, _error(exc)
+        finally:
+            sys.stdout, sys.stderr = saved
+        log.emit(event="call_end", index=index, ok=error is None, keys=keys, error=error)
+
+
+def main(workdir: str) -> int:
+    os.chdir(workdir)
+    with open("job.json", encoding="utf-8") as f:
+        job = json.load(f)
+    with np.load("inputs.npz", allow_pickle=False) as data:  # read before any learner code runs
+        arrays = {key: data[key] for key in data.files}
+    os.makedirs("out", exist_ok=True)
+    log = EventLog("events.jsonl", job.get("max_event_bytes", 65536))
+    signal.signal(signal.SIGALRM, _on_alarm)
+
+    from IPython.core.interactiveshell import InteractiveShell
+    shell = InteractiveShell.instance(colors="NoColor")
+    shell.user_ns["__name__"] = "__main__"
+    log.emit(event="started")
+    run_cells(shell, job["cells"], set(job.get("skip_cells", [])), log, job["cell_timeout"], job["output_limit"])
+    make_calls(shell.user_ns, job["calls"], arrays, set(job.get("skip_calls", [])), log, "out", job["output_limit"])
+    log.emit(event="finished")
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: learner objects' __del__ and atexit hooks do not run
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1]))
+    except Exception:
+        traceback.print_exc()
+        sys.exit(3)

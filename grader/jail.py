@@ -1,0 +1,104 @@
+"""Builds the sandbox's file system and drops privileges, then becomes the harness.
+
+Run as root inside fresh mount, network and PID namespaces (``unshare --mount --net --pid
+--fork``): it mounts a new root that holds only the system's programs and libraries, the
+Python installation and virtual environment (read-only), an empty /tmp, and the scratch
+folder at /sandbox. The course, its solutions, the gradebook and every other submission are
+simply absent. Then it applies resource limits, switches to an unprivileged user and execs
+the harness. Standalone on purpose: it runs before any of the sandbox exists.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+
+SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc", "/sys"]
+DEVICES = ["null", "zero", "random", "urandom"]
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def expose(path: str, root: str, read_only: bool = True) -> None:
+    """Make ``path`` appear at the same place under ``root``."""
+    if not os.path.lexists(path):
+        return
+    target = root + path
+    if os.path.islink(path):  # /lib -> usr/lib on merged-/usr systems: recreate the link
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.symlink(os.readlink(path), target)
+        return
+    if os.path.isdir(path):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    mount("--rbind", path, target)
+    if read_only:
+        mount("-o", "remount,ro,bind", target)
+
+
+def build_root(root: str, scratch: str, python_paths: list[str]) -> None:
+    mount("--make-rprivate", "/")
+    mount("-t", "tmpfs", "-o", "mode=0755,size=16m", "tmpfs", root)
+    for path in SYSTEM_PATHS + python_paths:
+        expose(path, root)
+    os.makedirs(root + "/dev", exist_ok=True)
+    mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", root + "/dev")
+    for device in DEVICES:
+        expose("/dev/" + device, root, read_only=False)
+    os.makedirs(root + "/dev/shm")
+    mount("-t", "tmpfs", "-o", "mode=1777,size=256m", "tmpfs", root + "/dev/shm")
+    os.makedirs(root + "/proc", exist_ok=True)
+    mount("-t", "proc", "proc", root + "/proc")
+    os.makedirs(root + "/tmp", exist_ok=True)
+    mount("-t", "tmpfs", "-o", "mode=1777,size=512m", "tmpfs", root + "/tmp")
+    os.makedirs(root + "/sandbox", exist_ok=True)
+    mount("--bind", scratch, root + "/sandbox")
+    mount("-o", "remount,ro,bind", root)
+
+
+def limit(memory: int, cpu: int, nproc: int, fsize: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--scratch", required=True)
+    parser.add_argument("--uid", type=int, required=True)
+    parser.add_argument("--python", required=True)
+    parser.add_argument("--expose", action="append", default=[])
+    parser.add_argument("--memory", type=int, required=True)
+    parser.add_argument("--cpu", type=int, required=True)
+    parser.add_argument("--nproc", type=int, required=True)
+    parser.add_argument("--fsize", type=int, required=True)
+    options = parser.parse_args()
+
+    build_root(options.root, options.scratch, options.expose)
+    os.chroot(options.root)
+    os.chdir("/sandbox")
+    limit(options.memory, options.cpu, options.nproc, options.fsize)
+    os.setgroups([])
+    os.setgid(options.uid)
+    os.setuid(options.uid)
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
+           "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
+    os.execve(options.python, [options.python, "-I", "/sandbox/harness.py", "/sandbox"], env)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as exc:  # reported by the trusted side as a sandbox failure
+        print(f"jail: {exc}", file=sys.stderr)
+        sys.exit(97)

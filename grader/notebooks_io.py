@@ -1,0 +1,132 @@
+"""Reading submitted notebooks and putting them back into the shape of the assignment.
+
+Every problem with a file becomes an ``UnusableNotebook`` with a one-line reason that names
+the file; nothing here ever raises anything else for bad input.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from . import exercises
+
+
+class UnusableNotebook(ValueError):
+    """A submission that cannot be graded at all; str(error) is the one-line reason."""
+
+
+def read_notebook(path: Path) -> NotebookNode:
+    """Parse ``path`` as a notebook (upgrading old nbformat versions) or raise UnusableNotebook."""
+    path = Path(path)
+    if not path.exists():
+        raise UnusableNotebook(f"{path}: no such file")
+    if path.is_dir():
+        raise UnusableNotebook(f"{path}: is a folder, not a notebook")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UnusableNotebook(f"{path}: the file is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UnusableNotebook(f"{path}: not a notebook (not UTF-8 text)") from None
+    except json.JSONDecodeError as error:
+        raise UnusableNotebook(f"{path}: invalid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    if not isinstance(data, dict) or "nbformat" not in data or ("cells" not in data and "worksheets" not in data):
+        raise UnusableNotebook(f"{path}: valid JSON but not a Jupyter notebook (no nbformat or cells)")
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except Exception as error:  # nbformat raises many kinds for damaged notebooks
+        raise UnusableNotebook(f"{path}: damaged notebook ({type(error).__name__}: {str(error)[:120]})") from None
+    return nb
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def is_answer(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def is_test(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.get("cell_type") == "code"
+
+
+def identify(nb: NotebookNode) -> str | None:
+    """Which course notebook this is, judged by its answer cells' grade_ids; None if none fits."""
+    ids = {grade_id(c) for c in nb.cells if grade_id(c)}
+    best, best_overlap = None, 0
+    for name in exercises.available():
+        spec = exercises.notebook_spec(name)
+        overlap = len(ids & ({e.answer_id for e in spec.exercises} | {e.grade_id for e in spec.exercises}))
+        if overlap > best_overlap:
+            best, best_overlap = name, overlap
+    return best
+
+
+_HIDDEN_TESTS = re.compile(r"\n?### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
+
+
+def _without_hidden_tests(source: str) -> str:
+    return _HIDDEN_TESTS.sub("\n", source).strip()
+
+
+def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """The template (the released notebook) with the learner's answers and extra cells put in.
+
+    Read-only and test cells always come from the template, so edits to them, deleted cells
+    and reordering change nothing; an answer cell the learner deleted keeps the template's stub.
+    Cells the learner added are kept right after the template cell they followed.
+    """
+    notes: list[str] = []
+    template_ids = [grade_id(c) for c in template.cells]
+    known = {gid for gid in template_ids if gid}
+    answers: dict[str, dict] = {}
+    extras_after: dict[str | None, list] = {}
+    previous: str | None = None
+    order: list[str] = []
+    for cell in submission.cells:
+        gid = grade_id(cell)
+        if gid in known and gid not in answers and gid not in order:
+            order.append(gid)
+            if is_answer(cell):
+                answers[gid] = cell
+            previous = gid
+        else:
+            extra = nbformat.from_dict(dict(cell))
+            extra.metadata = {k: v for k, v in cell.get("metadata", {}).items() if k != "nbgrader"}
+            extras_after.setdefault(previous, []).append(extra)
+    if [g for g in template_ids if g in order] != order:
+        notes.append("cells were reordered; the assignment's order was restored")
+    edited = 0
+    cells = list(extras_after.get(None, []))
+    for tcell in template.cells:
+        gid = grade_id(tcell)
+        new = nbformat.from_dict(dict(tcell))
+        if gid and is_answer(tcell):
+            if gid in answers:
+                new.source = answers[gid].source
+            else:
+                notes.append(f"answer cell '{gid}' was missing; the assignment's stub was used")
+        elif gid and gid in order:
+            original = next(c for c in submission.cells if grade_id(c) == gid)
+            if _without_hidden_tests(original.source) != _without_hidden_tests(tcell.source):
+                edited += 1
+        elif gid and gid not in order:
+            notes.append(f"cell '{gid}' was missing and was restored")
+        cells.append(new)
+        if gid:
+            cells.extend(extras_after.get(gid, []))
+    if edited:
+        notes.append(f"{edited} read-only or test cell(s) had been edited and were restored")
+    duplicates = sum(1 for c in submission.cells if grade_id(c) in known) - len(order)
+    if duplicates:
+        notes.append(f"{duplicates} duplicated cell(s) were kept as extra cells")
+    result = nbformat.from_dict(dict(template))
+    result.cells = [nbformat.from_dict(dict(c)) for c in cells]
+    return result, notes

@@ -1,0 +1,271 @@
+"""Starts the harness isolated and limited, and survives whatever the notebook does to it.
+
+Isolation (when we are root and ``unshare`` works, as on the course's CI and grading
+machines): separate mount, network and PID namespaces, a root file system holding only the
+system and Python (see ``jail.py``), an unprivileged user id per job slot, and limits on
+memory, CPU time, processes and file size. Without root (a learner's laptop) the harness runs
+as the same user with the same limits, and ``isolated`` says so.
+
+Survival: the harness logs each cell and call as it starts and ends. A cell that exceeds its
+time limit is interrupted; one that ignores the interruption, exhausts memory, kills its own
+process (``os._exit``, a segmentation fault) or loops forever is recorded as the cause and
+the notebook is re-run *without* it, so every other exercise still earns its points.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SANDBOX_UID_BASE = 61000  # job slot N runs as uid 61000 + N: slots cannot signal or starve each other
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 240.0
+    memory_bytes: int = 6 << 30
+    processes: int = 512
+    file_bytes: int = 64 << 20
+    output_chars: int = 20_000
+    max_restarts: int = 4
+    grace: float = 3.0  # after a soft time limit, how long before the process is killed
+
+
+@dataclass
+class RunResult:
+    cells: dict[int, dict] = field(default_factory=dict)  # index -> {"ok", "error", "stdout"}
+    calls: dict[int, dict] = field(default_factory=dict)  # index -> {"outputs"} | {"error"}
+    notes: list[str] = field(default_factory=list)
+    isolated: bool = False
+    seconds: float = 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def can_isolate() -> bool:
+    """Whether this machine lets us build the full sandbox (root, namespaces, mount)."""
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
+        return False
+    if os.environ.get("GRADER_NO_ISOLATION") == "1":
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "true"],
+                           capture_output=True, timeout=20)
+    return probe.returncode == 0
+
+
+def python_paths() -> list[str]:
+    """Folders the sandbox's Python needs: the installation and the virtual environment."""
+    paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    return sorted(p for p in paths if p and p != "/")
+
+
+def _death_reason(returncode: int | None, killed_for: str | None) -> str:
+    if killed_for:
+        return killed_for
+    if returncode is None:
+        return "the process stopped"
+    if returncode < 0:
+        sig = -returncode
+        names = {signal.SIGSEGV: "a segmentation fault", signal.SIGKILL: "being killed (memory exhausted?)",
+                 signal.SIGXCPU: "the CPU time limit", signal.SIGXFSZ: "the file size limit",
+                 signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error"}
+        return f"the process died from {names.get(sig, signal.Signals(sig).name)}"
+    return f"the process exited with status {returncode} (os._exit or similar)"
+
+
+class _Attempt:
+    """One run of the harness, watched until it finishes, dies or runs out of time."""
+
+    def __init__(self, work: Path, root: Path, limits: Limits, uid: int, isolated: bool, deadline: float, job: dict):
+        self.work, self.limits, self.deadline, self.job = work, limits, deadline, job
+        self.events: list[dict] = []
+        self._offset = 0
+        self.in_flight: tuple[str, int] | None = None
+        self.started_at = 0.0
+        self.killed_for: str | None = None
+        cpu = int(limits.notebook_timeout * 2) + 10
+        if isolated:
+            cmd = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
+                   sys.executable, "-I", str(HERE / "jail.py"), "--root", str(root), "--scratch", str(work),
+                   "--uid", str(uid), "--python", sys.executable, "--memory", str(limits.memory_bytes),
+                   "--cpu", str(cpu), "--nproc", str(limits.processes), "--fsize", str(limits.file_bytes)]
+            for path in python_paths():
+                cmd += ["--expose", path]
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+        else:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+                resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "MPLBACKEND": "Agg",
+                   "MPLCONFIGDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
+            self.proc = subprocess.Popen([sys.executable, "-I", str(work / "harness.py"), str(work)],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, env=env, cwd=work,
+                                         start_new_session=True, preexec_fn=limit)
+
+    def _item_timeout(self, kind: str, index: int) -> float:
+        if kind == "cell":
+            return self.limits.cell_timeout
+        return float(self.job["calls"][index]["timeout"])
+
+    def _read_events(self) -> None:
+        path = self.work / "events.jsonl"
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(4 << 20)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return
+        self._offset += end + 1
+        for line in data[: end + 1].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            self.events.append(event)
+            kind = str(event.get("event", ""))
+            if kind.endswith("_start"):
+                self.in_flight, self.started_at = (kind[:-6], int(event.get("index", -1))), time.monotonic()
+            elif kind.endswith("_end"):
+                self.in_flight = None
+
+    def _kill(self, reason: str) -> None:
+        self.killed_for = reason
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def watch(self) -> None:
+        while True:
+            returncode = self.proc.poll()
+            self._read_events()
+            if returncode is not None:
+                return
+            now = time.monotonic()
+            if now > self.deadline:
+                self._kill(f"the notebook's time limit ({self.limits.notebook_timeout:g} s) was reached")
+            elif self.in_flight:
+                kind, index = self.in_flight
+                allowed = self._item_timeout(kind, index) + self.limits.grace
+                if now - self.started_at > allowed:
+                    self._kill(f"the {kind} ran past its time limit ({allowed - self.limits.grace:g} s) "
+                               "and ignored the interruption")
+            time.sleep(0.02)
+
+    @property
+    def finished(self) -> bool:
+        return any(e.get("event") == "finished" for e in self.events)
+
+
+def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], limits: Limits,
+        slot: int = 0) -> RunResult:
+    """Run ``cells`` then ``calls`` in a fresh sandbox; see the module docstring."""
+    started = time.monotonic()
+    isolated = can_isolate()
+    uid = SANDBOX_UID_BASE + slot
+    base = Path(tempfile.mkdtemp(prefix="grader-"))
+    work, root = base / "work", base / "root"
+    work.mkdir()
+    root.mkdir()
+    result = RunResult(isolated=isolated)
+    try:
+        np.savez(work / "inputs.npz", **arrays)
+        shutil.copy(HERE / "harness.py", work / "harness.py")
+        (work / "out").mkdir()
+        if isolated:
+            for path in (work, work / "out"):
+                os.chown(path, uid, uid)
+        skip_cells: set[int] = set()
+        skip_calls: set[int] = set()
+        deadline = started + limits.notebook_timeout
+        for attempt in range(limits.max_restarts + 1):
+            job = {"cells": cells, "calls": calls, "skip_cells": sorted(skip_cells), "skip_calls": sorted(skip_calls),
+                   "cell_timeout": limits.cell_timeout, "output_limit": limits.output_chars,
+                   "max_event_bytes": 65536}
+            (work / "job.json").write_text(json.dumps(job))
+            (work / "events.jsonl").unlink(missing_ok=True)
+            run_ = _Attempt(work, root, limits, uid, isolated, deadline, job)
+            run_.watch()
+            _collect(run_.events, work, limits, result)
+            if run_.finished:
+                break
+            reason = _death_reason(run_.proc.returncode, run_.killed_for)
+            if run_.in_flight is None or time.monotonic() > deadline:
+                result.notes.append(f"Stopped: {reason}.")
+                break
+            kind, index = run_.in_flight
+            error = {"ename": "ProcessDied" if not run_.killed_for else "TimeLimitExceeded",
+                     "evalue": f"{reason} while running this {kind}; it was skipped and the notebook re-run without it."}
+            if kind == "cell":
+                skip_cells.add(index)
+                result.cells[index] = {"ok": False, "error": error, "stdout": ""}
+            else:
+                skip_calls.add(index)
+                result.calls[index] = {"error": error}
+            result.notes.append(f"{kind.capitalize()} {index}: {reason}; re-running without it.")
+        else:
+            result.notes.append("Stopped: too many restarts.")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    for index in range(len(calls)):
+        result.calls.setdefault(index, {"error": {"ename": "NotRun", "evalue": "the notebook stopped before this check ran: "
+                                                  + (result.notes[-1] if result.notes else "no result")}})
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _collect(events: list[dict], work: Path, limits: Limits, result: RunResult) -> None:
+    """Record the cells and calls that finished in this attempt (later attempts overwrite)."""
+    for event in events:
+        kind = event.get("event")
+        index = event.get("index")
+        if not isinstance(index, int):
+            continue
+        error = event.get("error") if isinstance(event.get("error"), dict) else None
+        if kind == "cell_end":
+            result.cells[index] = {"ok": bool(event.get("ok")), "error": error,
+                                   "stdout": str(event.get("stdout", ""))[: limits.output_chars + 100]}
+        elif kind == "call_end":
+            if not event.get("ok"):
+                result.calls[index] = {"error": error or {"ename": "Error", "evalue": ""}}
+                continue
+            result.calls[index] = _load_outputs(work / "out" / f"{index}.npz", event.get("keys"), limits)
+
+
+def _load_outputs(path: Path, keys, limits: Limits) -> dict:
+    """Numbers only: no pickle, a size cap, and keys that match what the harness announced."""
+    bad = {"error": {"ename": "ResultError", "evalue": "the result could not be read back as numbers"}}
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return bad
+    try:
+        if path.stat().st_size > limits.file_bytes:
+            return bad
+        with np.load(path, allow_pickle=False) as data:
+            if sorted(data.files) != sorted(f"a{i}" for i in range(len(keys))):
+                return bad
+            outputs = {key: data[f"a{i}"] for i, key in enumerate(keys)}
+    except (OSError, ValueError, KeyError):
+        return bad
+    if any(a.dtype.kind not in "biuf" for a in outputs.values()):
+        return bad
+    return {"outputs": outputs}

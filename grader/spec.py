@@ -1,0 +1,127 @@
+"""What an exercise is: the function a learner writes, the calls that test it, and known mistakes.
+
+An exercise never holds a copy of the solution. Its ``expected`` output comes from
+``grader.oracles``, an independent formulation that the tests check against finite
+differences and autograd; its ``mistakes`` are small *wrong* implementations whose
+outputs, when a learner's answer reproduces them, name what went wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An argument handed to the learner's function as a framework tensor, not a NumPy array.
+
+    ``framework`` is "torch" or "tf"; ``trainable`` asks for a tensor that records
+    gradients (``requires_grad=True`` in PyTorch, a ``tf.Variable`` in TensorFlow).
+    """
+
+    framework: str
+    value: np.ndarray
+    trainable: bool = False
+
+
+@dataclass(frozen=True)
+class Function:
+    """A scalar test function handed to the learner by name (e.g. to ``numerical_gradient``).
+
+    The harness builds the callable from ``name`` and ``params`` (see ``harness.TEST_FUNCTIONS``);
+    the oracle side knows the same functions' analytic gradients.
+    """
+
+    name: str
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the learner's function: positional and keyword arguments, and a probe.
+
+    ``probe`` names a harness-side conversion of the result when it is not plain numbers
+    (for example a Keras model, from which the probe reads weights and outputs).
+    """
+
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    probe: str | None = None
+    probe_args: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A mistake learners make, recognised by reproducing it.
+
+    ``wrong`` computes the wrong answer from the same (plain NumPy) arguments; when the
+    learner's output matches it, ``hint`` is what they are told. ``key`` limits the match to
+    one part of a multi-part answer (e.g. "2" for ``db`` in ``(dx, dW, db)``). ``inject`` is
+    source code for the learner's answer cell that makes this mistake; the tests put it into
+    the solution and check that exactly this hint appears.
+    """
+
+    hint: str
+    wrong: Callable[..., Any]
+    inject: str
+    key: str | None = None
+
+
+Judge = Callable[[Call, dict[str, np.ndarray]], "str | None"]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded function of a notebook.
+
+    ``visible_calls`` are the fixed examples of the visible tests; ``hidden_calls(rng)`` draws
+    fresh inputs at grading time. ``expected(*args, **kwargs)`` is the oracle. Exercises whose
+    answer is judged by a property rather than by equality (training reaches a loss, a
+    mini-batch iterator covers every row once) give ``judge``, which returns ``None`` when the
+    output is right and a hint otherwise.
+    """
+
+    name: str
+    points: int
+    title: str
+    visible_calls: Callable[[], list[Call]]
+    hidden_calls: Callable[[np.random.Generator], list[Call]]
+    expected: Callable[..., Any] | None = None
+    mistakes: tuple[Mistake, ...] = ()
+    judge: Judge | None = None
+    rtol: float = 1e-5
+    atol: float = 1e-7
+    call_timeout: float = 30.0
+
+    @property
+    def answer_id(self) -> str:
+        """nbgrader grade_id of the answer cell."""
+        return self.name
+
+    @property
+    def grade_id(self) -> str:
+        """nbgrader grade_id of the test cell that carries the points."""
+        return f"test_{self.name}"
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """The exercises of one notebook, in order, and the limits it runs under."""
+
+    name: str
+    exercises: tuple[Exercise, ...]
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 240.0
+    memory_bytes: int = 6 << 30
+
+    def exercise(self, name: str) -> Exercise:
+        for exercise in self.exercises:
+            if exercise.name == name:
+                return exercise
+        raise KeyError(f"{self.name} has no exercise {name!r}")
+
+    @property
+    def total_points(self) -> int:
+        return sum(exercise.points for exercise in self.exercises)
