@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+
+
+def _root(args) -> Path:
+    from .course import find_root
+    return Path(args.course_dir).resolve() if args.course_dir else find_root()
+
+
+def _db(args) -> str:
+    from .gradebook import default_db_url
+    return args.db or default_db_url(_root(args))
 
 
 def _check(args) -> int:
@@ -12,32 +23,160 @@ def _check(args) -> int:
 
 
 def _release(args) -> int:
-    from .course import find_root
     from .release import release
-    for path in release(find_root(), only=args.assignment or None):
-        print(f"released {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    for path in release(_root(args), only=args.assignment or None):
+        print(f"released {path}")
     return 0
+
+
+def _autograde(args) -> int:
+    from .autograde import Overrides, autograde
+    from .submissions import SubmissionsError
+
+    overrides = Overrides(args.cell_timeout, args.notebook_timeout,
+                          int(args.memory_gb * (1 << 30)) if args.memory_gb else None)
+    runner = None
+    if args.scheduler:
+        from .cluster import dask_runner
+        runner = dask_runner(args.scheduler)
+    try:
+        outcomes = autograde(_root(args), args.assignment, Path(args.submissions), _db(args), jobs=args.jobs,
+                             pattern=args.pattern, overrides=overrides, progress=not args.quiet, runner=runner)
+    except (SubmissionsError, ValueError, ConnectionError, OSError) as error:
+        print(f"grader autograde: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([{"student": o.student, "score": o.score, "max_score": o.max_score, "status": o.status,
+                           "notes": o.notes} for o in outcomes], indent=2))
+    else:
+        rows = [("student", "score", "status", "notes")]
+        rows += [(o.student, f"{o.score:g}/{o.max_score}", o.status, "; ".join(o.notes)) for o in outcomes]
+        _print_table(rows)
+        graded = sum(o.status == "graded" for o in outcomes)
+        print(f"{len(outcomes)} submissions: {graded} graded now, {len(outcomes) - graded} unchanged since last run")
+    return 0
+
+
+def _feedback(args) -> int:
+    from .feedback import generate
+    written = generate(_root(args), args.assignment)
+    if not written:
+        print(f"grader feedback: no graded submissions for {args.assignment}: run grader autograde first", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} feedback files under {_root(args) / 'feedback'}")
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export
+    grades, breakdown = export(_root(args), args.assignment, _db(args), args.output)
+    print(f"wrote {grades}\nwrote {breakdown}")
+    return 0
+
+
+def _report(args) -> int:
+    from . import report
+    root = _root(args)
+    try:
+        stats, totals, max_score = report.collect(root, args.assignment)
+    except ValueError as error:
+        print(f"grader report: {error}", file=sys.stderr)
+        return 2
+    png = report.histogram(totals, max_score, Path(args.output or root / "reports" / args.assignment) / "scores.png",
+                           f"{args.assignment}: {len(totals)} students")
+    if args.json:
+        print(json.dumps({"students": len(totals), "mean_total": sum(totals) / len(totals), "max_score": max_score,
+                          "histogram": str(png), "exercises": [vars(s) for s in stats]}, indent=2))
+        return 0
+    rows = [("notebook", "exercise", "mean", "passed", "most common hint")]
+    rows += [(s.notebook, s.name, f"{s.mean:.2f}/{s.max_points}", f"{s.passed_share:.0%}",
+              f"{s.common_hint} ({s.common_hint_count}x)" if s.common_hint else "") for s in stats]
+    _print_table(rows)
+    print(f"{len(totals)} students, mean total {sum(totals) / len(totals):.2f}/{max_score}; histogram: {png}")
+    return 0
+
+
+def _resources(args) -> int:
+    from . import resources
+    return resources.main(args.rest)
+
+
+def _print_table(rows) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    for n, row in enumerate(rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]))
+        if n == 0:
+            print("  ".join("-" * w for w in widths) + "  " + "-" * len(str(row[-1])))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Check, release and autograde the course's notebooks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check = sub.add_parser("check", help="grade one notebook and print a table of exercises",
-                           description="Execute a learner's notebook in the sandbox and print, per exercise, the points, "
-                                       "pass or fail, and a hint. Exit 0: all pass; 1: something fails; 2: unusable input.")
-    check.add_argument("notebook", help="path to the .ipynb file")
-    check.add_argument("--json", action="store_true", help="print the result as JSON")
-    check.add_argument("--seed", type=int, default=None, help="seed of the hidden inputs (default: fresh)")
-    check.set_defaults(run=_check)
+    def course_options(p):
+        p.add_argument("--course-dir", help="course folder (default: the one holding nbgrader_config.py)")
+        p.add_argument("--db", help="gradebook URL (default: sqlite:///COURSE/gradebook.db, or $GRADER_DB_URL)")
 
-    rel = sub.add_parser("release", help="generate notebooks/ from solutions/ (nbgrader generate_assignment)")
-    rel.add_argument("assignment", nargs="*", help="assignments to release (default: all)")
-    rel.set_defaults(run=_release)
+    p = sub.add_parser("check", help="grade one notebook and print a table of exercises",
+                       description="Execute a learner's notebook in the sandbox and print, per exercise, the points, "
+                                   "pass or fail, and a hint. Exit 0: all pass; 1: something fails; 2: unusable input.")
+    p.add_argument("notebook", help="path to the .ipynb file")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--seed", type=int, default=None, help="seed of the hidden inputs (default: fresh)")
+    p.set_defaults(run=_check)
+
+    p = sub.add_parser("release", help="generate notebooks/ from solutions/ (nbgrader generate_assignment)")
+    p.add_argument("assignment", nargs="*", help="assignments to release (default: all)")
+    p.add_argument("--course-dir", help="course folder (default: the one holding nbgrader_config.py)")
+    p.set_defaults(run=_release)
+
+    p = sub.add_parser("autograde", help="grade every submission of an assignment, in parallel",
+                       description="Grade SUBMISSIONS (nbgrader's submitted/<student>/<assignment>/ folder, or a folder "
+                                   "or zip of LMS downloads) into the gradebook. Re-running grades only new or changed "
+                                   "submissions.")
+    p.add_argument("assignment")
+    p.add_argument("submissions")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: number of cores)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler (tcp://HOST:PORT) to grade on a cluster")
+    p.add_argument("--pattern", help="regex with a student_id group for LMS file names (default: text before the first _)")
+    p.add_argument("--cell-timeout", type=float, help="seconds one cell may run (default: the notebook's own)")
+    p.add_argument("--notebook-timeout", type=float, help="seconds one notebook may run (default: the notebook's own)")
+    p.add_argument("--memory-gb", type=float, help="address-space limit per notebook in GiB")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    course_options(p)
+    p.set_defaults(run=_autograde)
+
+    p = sub.add_parser("feedback", help="one HTML feedback file per student per notebook")
+    p.add_argument("assignment")
+    course_options(p)
+    p.set_defaults(run=_feedback)
+
+    p = sub.add_parser("export", help="grades.csv (nbgrader's format) and a per-exercise breakdown CSV")
+    p.add_argument("assignment")
+    p.add_argument("--output", help="folder for the CSV files (default: COURSE/exports/ASSIGNMENT)")
+    course_options(p)
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("report", help="per-exercise statistics and a histogram of total scores")
+    p.add_argument("assignment")
+    p.add_argument("--output", help="folder for scores.png (default: COURSE/reports/ASSIGNMENT)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    course_options(p)
+    p.set_defaults(run=_report)
+
+    p = sub.add_parser("resources", help="validate resources.yaml (and check its links with --online)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(run=_resources)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from .release import tool_env
+    os.environ["PATH"] = tool_env()["PATH"]  # nbgrader's gradebook runs `alembic` from our environment
     args = build_parser().parse_args(argv)
     return args.run(args)
 

@@ -76,57 +76,73 @@ def _without_hidden_tests(source: str) -> str:
     return _HIDDEN_TESTS.sub("\n", source).strip()
 
 
+def _locked(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("locked"))
+
+
 def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[NotebookNode, list[str]]:
     """The template (the released notebook) with the learner's answers and extra cells put in.
 
-    Read-only and test cells always come from the template, so edits to them, deleted cells
-    and reordering change nothing; an answer cell the learner deleted keeps the template's stub.
-    Cells the learner added are kept right after the template cell they followed.
+    Cells are matched by nbgrader grade_id, else by cell id. Read-only and test cells always
+    come from the template, so edits to them, deleted cells and reordering change nothing;
+    an answer cell the learner deleted keeps the template's stub. Unlocked cells without a
+    grade_id (scratch and demo cells) keep the learner's version. Cells the learner added are
+    kept right after the template cell they followed.
     """
     notes: list[str] = []
-    template_ids = [grade_id(c) for c in template.cells]
-    known = {gid for gid in template_ids if gid}
-    answers: dict[str, dict] = {}
+
+    def key(cell) -> str | None:
+        gid = grade_id(cell)
+        return f"grade:{gid}" if gid else (f"id:{cell['id']}" if cell.get("id") else None)
+
+    template_keys = [key(c) for c in template.cells]
+    known = {k for k in template_keys if k}
+    matched: dict[str, dict] = {}
     extras_after: dict[str | None, list] = {}
     previous: str | None = None
-    order: list[str] = []
     for cell in submission.cells:
-        gid = grade_id(cell)
-        if gid in known and gid not in answers and gid not in order:
-            order.append(gid)
-            if is_answer(cell):
-                answers[gid] = cell
-            previous = gid
+        k = key(cell)
+        if k in known and k not in matched:
+            matched[k] = cell
+            previous = k
         else:
             extra = nbformat.from_dict(dict(cell))
-            extra.metadata = {k: v for k, v in cell.get("metadata", {}).items() if k != "nbgrader"}
+            extra.metadata = {m: v for m, v in cell.get("metadata", {}).items() if m != "nbgrader"}
+            extra.pop("id", None)
             extras_after.setdefault(previous, []).append(extra)
-    if [g for g in template_ids if g in order] != order:
+    order = [k for k in matched]
+    if [k for k in template_keys if k in matched] != order:
         notes.append("cells were reordered; the assignment's order was restored")
     edited = 0
     cells = list(extras_after.get(None, []))
     for tcell in template.cells:
-        gid = grade_id(tcell)
+        k = key(tcell)
         new = nbformat.from_dict(dict(tcell))
-        if gid and is_answer(tcell):
-            if gid in answers:
-                new.source = answers[gid].source
+        mine = matched.get(k)
+        if is_answer(tcell):
+            if mine is not None:
+                new.source = mine.source
             else:
-                notes.append(f"answer cell '{gid}' was missing; the assignment's stub was used")
-        elif gid and gid in order:
-            original = next(c for c in submission.cells if grade_id(c) == gid)
-            if _without_hidden_tests(original.source) != _without_hidden_tests(tcell.source):
+                notes.append(f"answer cell '{grade_id(tcell)}' was missing; the assignment's stub was used")
+        elif mine is not None and tcell.cell_type == "code" and not _locked(tcell) and not grade_id(tcell):
+            new.source = mine.source
+        elif mine is not None and grade_id(tcell):
+            if _without_hidden_tests(mine.source) != _without_hidden_tests(tcell.source):
                 edited += 1
-        elif gid and gid not in order:
-            notes.append(f"cell '{gid}' was missing and was restored")
+        elif mine is None and grade_id(tcell):
+            notes.append(f"cell '{grade_id(tcell)}' was missing and was restored")
         cells.append(new)
-        if gid:
-            cells.extend(extras_after.get(gid, []))
+        if k:
+            cells.extend(extras_after.get(k, []))
     if edited:
         notes.append(f"{edited} read-only or test cell(s) had been edited and were restored")
-    duplicates = sum(1 for c in submission.cells if grade_id(c) in known) - len(order)
+    duplicates = sum(1 for c in submission.cells if grade_id(c) and f"grade:{grade_id(c)}" in known) - \
+        sum(1 for k in matched if k.startswith("grade:"))
     if duplicates:
         notes.append(f"{duplicates} duplicated cell(s) were kept as extra cells")
     result = nbformat.from_dict(dict(template))
     result.cells = [nbformat.from_dict(dict(c)) for c in cells]
+    for i, cell in enumerate(result.cells):  # extra cells get fresh, unique ids
+        if "id" not in cell:
+            cell["id"] = f"extra-{i}"
     return result, notes

@@ -117,3 +117,28 @@ def scalar_function_gradient(name: str, params: Params, x):
         flat = (x * A).ravel()
         return (special.softmax(flat).reshape(x.shape)) * A
     raise KeyError(name)
+
+
+# --- gradient checking (notebook 02), added with notebooks 02-03 ---------------------------
+
+def central_difference(f, x, h=1e-5):
+    """(f(x + h e_i) - f(x - h e_i)) / 2h for every entry i, evaluated on fresh copies of x.
+
+    The definition that ``numerical_gradient`` implements, written without in-place updates,
+    so it needs no restoring; it evaluates f at exactly the points a correct in-place loop does.
+    """
+    (x,) = _f64(x)
+    grad = np.empty_like(x)
+    for index in np.ndindex(*x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        grad[index] = (f(x + step) - f(x - step)) / (2.0 * h)
+    return grad
+
+
+def relative_error(a, b, tiny=1e-12):
+    """max|a - b| / max(|a| + |b|), the largest difference relative to the arrays' scale."""
+    a, b = _f64(a, b)
+    difference = np.linalg.norm((a - b).ravel(), ord=np.inf)
+    scale = np.linalg.norm((np.abs(a) + np.abs(b)).ravel(), ord=np.inf)
+    return np.float64(difference / max(scale, tiny))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,21 +18,36 @@ def assignments(course_root: Path) -> list[str]:
     return sorted(p.name for p in (course_root / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def course_config(course_root: Path, **overrides):
+    """The course's nbgrader_config.py, with CourseDirectory settings overridden."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
+    extra = Config()
+    for key, value in overrides.items():
+        setattr(extra.CourseDirectory, key, value)
+    config.merge(extra)
+    return config
+
+
 def release(course_root: Path, output: Path | None = None, only: list[str] | None = None) -> list[Path]:
     """Generate the release of every assignment into ``output`` (default: notebooks/)."""
+    from nbgrader.apps import NbGraderAPI  # slow to import: only when releasing
+
     course_root = Path(course_root).resolve()
     output = Path(output or course_root / "notebooks").resolve()
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
+        staging = Path(scratch) / "release"
+        config = course_config(course_root, root=str(course_root), release_directory=str(staging),
+                               db_url=f"sqlite:///{Path(scratch) / 'release.db'}")
+        api = NbGraderAPI(config=config)
         for assignment in only or assignments(course_root):
-            staging = Path(scratch) / "release"
-            cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force", "--quiet",
-                   f"--CourseDirectory.root={course_root}",
-                   f"--CourseDirectory.release_directory={staging}",
-                   f"--CourseDirectory.db_url=sqlite:///{Path(scratch) / 'release.db'}"]
-            done = subprocess.run(cmd, cwd=course_root, capture_output=True, text=True, env=tool_env())
-            if done.returncode != 0:
-                raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{done.stdout}{done.stderr}")
+            result = api.generate_assignment(assignment, force=True)
+            if not result.get("success"):
+                raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.get('log', '')}"
+                                   f"{result.get('error', '')}")
             target = output / assignment
             if target.exists():
                 shutil.rmtree(target)
@@ -41,7 +55,6 @@ def release(course_root: Path, output: Path | None = None, only: list[str] | Non
             for path in sorted(target.glob("*.ipynb")):
                 _normalise(path)
                 written.append(path)
-            shutil.rmtree(staging)
     return written
 
 

@@ -1,0 +1,241 @@
+"""``grader autograde``: a whole class, in parallel, resumable, one gradebook writer.
+
+Each submission is graded by a worker as one pure task (files in, graded notebooks and
+verdicts out: ``grade_submission``). Only this process writes: the autograded notebooks,
+the gradebook (through nbgrader's SaveAutoGrades) and, last, a small manifest per student.
+A re-run skips every submission whose files have not changed since its manifest was written,
+so a run killed halfway resumes where it stopped, and nothing saved is lost or counted twice.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import exercises, sandbox
+from .course import release_notebook, stable_seed
+from .gradebook import ensure_assignment, record
+from .grading import ExerciseResult, grade_notebook, unusable
+from .notebooks_io import UnusableNotebook, identify, read_notebook
+from .submissions import Submission, find
+
+MANIFEST = "grader.json"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Limits an instructor sets on the command line, over each notebook's own."""
+
+    cell_timeout: float | None = None
+    notebook_timeout: float | None = None
+    memory_bytes: int | None = None
+
+    def limits(self, spec) -> sandbox.Limits:
+        return sandbox.Limits(cell_timeout=self.cell_timeout or spec.cell_timeout,
+                              notebook_timeout=self.notebook_timeout or spec.notebook_timeout,
+                              memory_bytes=self.memory_bytes or spec.memory_bytes)
+
+
+@dataclass
+class NotebookOutcome:
+    name: str
+    notebook_json: str | None
+    exercises: list[ExerciseResult]
+    notes: list[str]
+    seconds: float
+
+    @property
+    def score(self) -> float:
+        return sum(e.points for e in self.exercises)
+
+    @property
+    def max_score(self) -> int:
+        return sum(e.max_points for e in self.exercises)
+
+
+@dataclass
+class SubmissionOutcome:
+    student: str
+    digest: str
+    notebooks: list[NotebookOutcome] = field(default_factory=list)
+    status: str = "graded"
+
+    @property
+    def score(self) -> float:
+        return sum(n.score for n in self.notebooks)
+
+    @property
+    def max_score(self) -> int:
+        return sum(n.max_score for n in self.notebooks)
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for n in self.notebooks for note in n.notes]
+
+
+# --- the pure task ------------------------------------------------------------------------
+
+_SLOT = 0
+
+
+def _take_slot(slots) -> None:
+    global _SLOT
+    _SLOT = slots.get()
+
+
+def grade_submission(root: str, assignment: str, submission: Submission, overrides: Overrides,
+                     slot: int | None = None) -> SubmissionOutcome:
+    """Grade every notebook of one submission. Never raises for anything the student did."""
+    digest = submission.digest()
+    outcome = SubmissionOutcome(submission.student, digest)
+    for name, path in submission.files.items():
+        spec = exercises.notebook_spec(name)
+        template = release_notebook(Path(root), name)
+        try:
+            nb = read_notebook(path)
+            found = identify(nb)
+            if found != name:
+                what = f"notebook {found}" if found else "not a notebook of this course"
+                raise UnusableNotebook(f"{Path(path).name}: this is {what}, not {name}")
+            graded = grade_notebook(nb, template, spec, seed=stable_seed(assignment, submission.student, name, digest),
+                                    slot=_SLOT if slot is None else slot, limits=overrides.limits(spec))
+        except UnusableNotebook as error:
+            graded = unusable(spec, template, str(error))
+        notes = list(submission.problems) + graded.notes
+        outcome.notebooks.append(NotebookOutcome(name, nbformat.writes(graded.notebook) if graded.notebook else None,
+                                                 graded.exercises, notes, graded.seconds))
+    return outcome
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+def notebooks_of(root: Path, assignment: str) -> list[str]:
+    folder = root / "notebooks" / assignment
+    names = sorted(p.stem for p in folder.glob("*.ipynb"))
+    if not names:
+        raise ValueError(f"{folder}: no released notebooks for assignment {assignment!r}")
+    return names
+
+
+def manifest_path(root: Path, student: str, assignment: str) -> Path:
+    return root / "autograded" / student / assignment / MANIFEST
+
+
+def read_manifest(root: Path, student: str, assignment: str) -> dict | None:
+    try:
+        return json.loads(manifest_path(root, student, assignment).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save(root: Path, db_url: str, assignment: str, outcome: SubmissionOutcome) -> None:
+    """Autograded notebooks, then the gradebook, then the manifest that marks it done."""
+    folder = root / "autograded" / outcome.student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    graded = {}
+    for nb in outcome.notebooks:
+        if nb.notebook_json is not None:
+            (folder / f"{nb.name}.ipynb").write_text(nb.notebook_json, encoding="utf-8")
+            graded[nb.name] = nbformat.reads(nb.notebook_json, as_version=4)
+    record(db_url, assignment, outcome.student, graded)
+    manifest = {"student": outcome.student, "assignment": assignment, "digest": outcome.digest,
+                "score": outcome.score, "max_score": outcome.max_score,
+                "notebooks": [{"name": n.name, "score": n.score, "max_score": n.max_score, "notes": n.notes,
+                               "seconds": round(n.seconds, 2), "exercises": [asdict(e) for e in n.exercises]}
+                              for n in outcome.notebooks]}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, folder / MANIFEST)  # atomic: a manifest is either complete or absent
+
+
+class Progress:
+    """A progress line with the time left, on stderr."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.done, self.started, self.enabled = total, 0, time.monotonic(), enabled
+        self.tty = sys.stderr.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        width = 24
+        bar = "#" * int(width * self.done / max(self.total, 1))
+        line = f"[{bar:<{width}}] {self.done}/{self.total} graded, ~{_duration(left)} left  ({label})"
+        print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: int | None = None,
+              pattern: str | None = None, overrides: Overrides = Overrides(), progress: bool = True,
+              runner=None) -> list[SubmissionOutcome]:
+    """Grade every new or changed submission; return every student's outcome, unchanged ones too.
+
+    ``runner`` (for a cluster) takes the list of tasks and yields outcomes as they finish;
+    by default a local pool of ``jobs`` worker processes does the work.
+    """
+    root = Path(root).resolve()
+    names = notebooks_of(root, assignment)
+    ensure_assignment(root, db_url, assignment)
+    found = find(assignment, names, Path(location), **({"pattern": pattern} if pattern else {}))
+    outcomes: dict[str, SubmissionOutcome] = {}
+    todo: list[Submission] = []
+    for submission in found:
+        manifest = read_manifest(root, submission.student, assignment)
+        if manifest and manifest.get("digest") == submission.digest():
+            outcomes[submission.student] = _from_manifest(manifest)
+        else:
+            todo.append(submission)
+    bar = Progress(len(todo), enabled=progress)
+    tasks = [(str(root), assignment, s, overrides) for s in todo]
+    for outcome in (runner or _local_runner(jobs))(tasks):
+        save(root, db_url, assignment, outcome)
+        outcomes[outcome.student] = outcome
+        bar.step(f"{outcome.student}: {outcome.score:g}/{outcome.max_score}")
+    bar.close()
+    return [outcomes[s.student] for s in found]
+
+
+def _local_runner(jobs: int | None):
+    jobs = max(1, jobs or os.cpu_count() or 1)
+
+    def run(tasks):
+        if jobs == 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield grade_submission(*task, slot=0)
+            return
+        context = multiprocessing.get_context("forkserver")
+        slots = context.Queue()
+        for slot in range(jobs):
+            slots.put(slot)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
+                                 initargs=(slots,)) as pool:
+            futures = [pool.submit(grade_submission, *task) for task in tasks]
+            for future in as_completed(futures):
+                yield future.result()
+    return run
+
+
+def _from_manifest(manifest: dict) -> SubmissionOutcome:
+    outcome = SubmissionOutcome(manifest["student"], manifest["digest"], status="unchanged")
+    for nb in manifest["notebooks"]:
+        outcome.notebooks.append(NotebookOutcome(nb["name"], None, [ExerciseResult(**e) for e in nb["exercises"]],
+                                                 nb["notes"], nb.get("seconds", 0.0)))
+    return outcome
