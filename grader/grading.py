@@ -56,7 +56,8 @@ class GradedNotebook:
         return sum(e.max_points for e in self.exercises)
 
 
-def plan_calls(spec: NotebookSpec, seed: int) -> tuple[list[tuple[str, Call]], list[dict], dict[str, np.ndarray]]:
+def plan_calls(spec: NotebookSpec, seed: int, max_call_seconds: float | None = None
+               ) -> tuple[list[tuple[str, Call]], list[dict], dict[str, np.ndarray]]:
     """Every call to make: the visible examples, then fresh hidden draws from ``seed``."""
     rng = np.random.default_rng(seed)
     planned: list[tuple[str, Call]] = []
@@ -64,7 +65,11 @@ def plan_calls(spec: NotebookSpec, seed: int) -> tuple[list[tuple[str, Call]], l
         for call in exercise.visible_calls() + exercise.hidden_calls(rng):
             planned.append((exercise.name, call))
     arrays: dict[str, np.ndarray] = {}
-    encoded = [encode_call(name, call, f"c{i}", arrays, spec.exercise(name).call_timeout)
+    def timeout(name: str) -> float:
+        limit = spec.exercise(name).call_timeout
+        return min(limit, max_call_seconds) if max_call_seconds else limit
+
+    encoded = [encode_call(name, call, f"c{i}", arrays, timeout(name))
                for i, (name, call) in enumerate(planned)]
     return planned, encoded, arrays
 
@@ -80,7 +85,7 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
     nb, notes = assemble(submission, template)
     limits = limits or sandbox.Limits(cell_timeout=spec.cell_timeout, notebook_timeout=spec.notebook_timeout,
                                       memory_bytes=spec.memory_bytes)
-    planned, encoded, arrays = plan_calls(spec, seed)
+    planned, encoded, arrays = plan_calls(spec, seed, max_call_seconds=limits.cell_timeout)
     run = sandbox.run(cells_to_run(nb), encoded, arrays, limits, slot=slot)
     results: list[ExerciseResult] = []
     verdicts: dict[str, Verdict] = {}

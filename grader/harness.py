@@ -267,8 +267,13 @@ def run_cells(shell, cells, skip, log, cell_timeout, output_limit):
 
 
 def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
+    timed_out: set[str] = set()
     for index, call in enumerate(calls):
         if index in skip:
+            continue
+        if call["fn"] in timed_out:  # it hung once: it would hang again, and the verdict is already a fail
+            log.emit(event="call_end", index=index, ok=False, keys=None,
+                     error={"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"})
             continue
         log.emit(event="call_start", index=index)
         out = BoundedText(output_limit)
@@ -290,6 +295,9 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             keys = sorted(flat)
             _SAVEZ(os.path.join(outdir, f"{index}.npz"), **{f"a{i}": np.asarray(flat[k]) for i, k in enumerate(keys)})
             error = None
+        except CellTimeout:
+            keys, error = None, {"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
+            timed_out.add(call["fn"])
         except BaseException as exc:
             keys, error = None, _error(exc)
         finally:

@@ -97,11 +97,17 @@ def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[Notebook
 
     template_keys = [key(c) for c in template.cells]
     known = {k for k in template_keys if k}
+    by_cell_id = {c.get("id"): key(c) for c in template.cells if c.get("id")}
+    submitted_keys = {key(c) for c in submission.cells}
     matched: dict[str, dict] = {}
     extras_after: dict[str | None, list] = {}
     previous: str | None = None
     for cell in submission.cells:
         k = key(cell)
+        if k not in known:  # e.g. a changed grade_id: the cell id still says which cell it is
+            k = by_cell_id.get(cell.get("id"), k)
+            if k in submitted_keys:
+                k = None
         if k in known and k not in matched:
             matched[k] = cell
             previous = k
