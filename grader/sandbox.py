@@ -14,11 +14,13 @@ the notebook is re-run *without* it, so every other exercise still earns its poi
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -124,12 +126,9 @@ class _Attempt:
         return float(self.job["calls"][index]["timeout"])
 
     def _read_events(self) -> None:
-        path = self.work / "events.jsonl"
-        if not path.exists():
+        data = read_regular_file(self.work / "events.jsonl", 4 << 20, offset=self._offset)
+        if data is None:
             return
-        with open(path, "rb") as f:
-            f.seek(self._offset)
-            data = f.read(4 << 20)
         end = data.rfind(b"\n")
         if end < 0:
             return
@@ -189,12 +188,8 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
     root.mkdir()
     result = RunResult(isolated=isolated)
     try:
-        np.savez(work / "inputs.npz", **arrays)
-        shutil.copy(HERE / "harness.py", work / "harness.py")
-        (work / "out").mkdir()
         if isolated:
-            for path in (work, work / "out"):
-                os.chown(path, uid, uid)
+            os.chown(work, uid, uid)
         skip_cells: set[int] = set()
         skip_calls: set[int] = set()
         deadline = started + limits.notebook_timeout
@@ -202,8 +197,15 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
             job = {"cells": cells, "calls": calls, "skip_cells": sorted(skip_cells), "skip_calls": sorted(skip_calls),
                    "cell_timeout": limits.cell_timeout, "output_limit": limits.output_chars,
                    "max_event_bytes": 65536}
+            # Written afresh for every attempt: the sandboxed code may have replaced any of them.
+            for name in ("job.json", "inputs.npz", "harness.py", "events.jsonl", "out"):
+                _remove(work / name)
+            (work / "out").mkdir()
+            if isolated:
+                os.chown(work / "out", uid, uid)
             (work / "job.json").write_text(json.dumps(job))
-            (work / "events.jsonl").unlink(missing_ok=True)
+            np.savez(work / "inputs.npz", **arrays)
+            shutil.copy(HERE / "harness.py", work / "harness.py")
             run_ = _Attempt(work, root, limits, uid, isolated, deadline, job)
             run_.watch()
             _collect(run_.events, work, limits, result)
@@ -234,6 +236,13 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
     return result
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _collect(events: list[dict], work: Path, limits: Limits, result: RunResult) -> None:
     """Record the cells and calls that finished in this attempt (later attempts overwrite)."""
     for event in events:
@@ -252,15 +261,43 @@ def _collect(events: list[dict], work: Path, limits: Limits, result: RunResult) 
             result.calls[index] = _load_outputs(work / "out" / f"{index}.npz", event.get("keys"), limits)
 
 
+def read_regular_file(path: Path, limit: int, offset: int = 0) -> bytes | None:
+    """At most ``limit`` bytes of a plain file the sandbox wrote, or None.
+
+    Never follows a symbolic link and never opens a FIFO or device: the sandboxed code owns
+    the scratch folder and could plant either to make the trusted process read /dev/zero,
+    block forever, or read a file of the host's.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _load_outputs(path: Path, keys, limits: Limits) -> dict:
     """Numbers only: no pickle, a size cap, and keys that match what the harness announced."""
     bad = {"error": {"ename": "ResultError", "evalue": "the result could not be read back as numbers"}}
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         return bad
+    raw = read_regular_file(path, limits.file_bytes + 1)
+    if raw is None or len(raw) > limits.file_bytes:
+        return bad
     try:
-        if path.stat().st_size > limits.file_bytes:
-            return bad
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if sorted(data.files) != sorted(f"a{i}" for i in range(len(keys))):
                 return bad
             outputs = {key: data[f"a{i}"] for i, key in enumerate(keys)}
