@@ -23,7 +23,7 @@ from . import exercises, sandbox
 from .course import release_notebook, stable_seed
 from .gradebook import ensure_assignment, record
 from .grading import ExerciseResult, grade_notebook, unusable
-from .notebooks_io import UnusableNotebook, identify, read_notebook
+from .notebooks_io import UnusableNotebook, identify, parse_notebook
 from .submissions import Submission, find
 
 MANIFEST = "grader.json"
@@ -82,6 +82,28 @@ class SubmissionOutcome:
 
 # --- the pure task ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class GradeTask:
+    """Everything needed to grade one submission, by value: it can run on any machine that
+    has the course package installed, with no access to the course folder or the gradebook."""
+
+    student: str
+    assignment: str
+    digest: str
+    files: dict[str, tuple[str, bytes | None]]  # notebook name -> (file name, contents or None if absent)
+    templates: dict[str, str]                    # notebook name -> released notebook (JSON)
+    problems: tuple[str, ...] = ()
+    overrides: Overrides = Overrides()
+
+
+def make_task(root: Path, assignment: str, submission: Submission, overrides: Overrides) -> GradeTask:
+    files = {name: (str(path), Path(path).read_bytes() if Path(path).is_file() else None)
+             for name, path in submission.files.items()}
+    templates = {name: nbformat.writes(release_notebook(root, name)) for name in submission.files}
+    return GradeTask(submission.student, assignment, submission.digest(), files, templates,
+                     tuple(submission.problems), overrides)
+
+
 _SLOT = 0
 
 
@@ -90,25 +112,25 @@ def _take_slot(slots) -> None:
     _SLOT = slots.get()
 
 
-def grade_submission(root: str, assignment: str, submission: Submission, overrides: Overrides,
-                     slot: int | None = None) -> SubmissionOutcome:
+def grade_submission(task: GradeTask, slot: int | None = None) -> SubmissionOutcome:
     """Grade every notebook of one submission. Never raises for anything the student did."""
-    digest = submission.digest()
-    outcome = SubmissionOutcome(submission.student, digest)
-    for name, path in submission.files.items():
+    outcome = SubmissionOutcome(task.student, task.digest)
+    for name, (label, raw) in task.files.items():
         spec = exercises.notebook_spec(name)
-        template = release_notebook(Path(root), name)
+        template = nbformat.reads(task.templates[name], as_version=4)
         try:
-            nb = read_notebook(path)
+            if raw is None:
+                raise UnusableNotebook(f"{label}: no such file (nothing submitted for {name})")
+            nb = parse_notebook(raw, label)
             found = identify(nb)
             if found != name:
                 what = f"notebook {found}" if found else "not a notebook of this course"
-                raise UnusableNotebook(f"{Path(path).name}: this is {what}, not {name}")
-            graded = grade_notebook(nb, template, spec, seed=stable_seed(assignment, submission.student, name, digest),
-                                    slot=_SLOT if slot is None else slot, limits=overrides.limits(spec))
+                raise UnusableNotebook(f"{Path(label).name}: this is {what}, not {name}")
+            graded = grade_notebook(nb, template, spec, seed=stable_seed(task.assignment, task.student, name, task.digest),
+                                    slot=_SLOT if slot is None else slot, limits=task.overrides.limits(spec))
         except UnusableNotebook as error:
             graded = unusable(spec, template, str(error))
-        notes = list(submission.problems) + graded.notes
+        notes = list(task.problems) + graded.notes
         outcome.notebooks.append(NotebookOutcome(name, nbformat.writes(graded.notebook) if graded.notebook else None,
                                                  graded.exercises, notes, graded.seconds))
     return outcome
@@ -188,7 +210,7 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
               runner=None) -> list[SubmissionOutcome]:
     """Grade every new or changed submission; return every student's outcome, unchanged ones too.
 
-    ``runner`` (for a cluster) takes the list of tasks and yields outcomes as they finish;
+    ``runner`` (for a cluster) takes the list of GradeTasks and yields outcomes as they finish;
     by default a local pool of ``jobs`` worker processes does the work.
     """
     root = Path(root).resolve()
@@ -204,7 +226,7 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
         else:
             todo.append(submission)
     bar = Progress(len(todo), enabled=progress)
-    tasks = [(str(root), assignment, s, overrides) for s in todo]
+    tasks = [make_task(root, assignment, s, overrides) for s in todo]
     for outcome in (runner or _local_runner(jobs))(tasks):
         save(root, db_url, assignment, outcome)
         outcomes[outcome.student] = outcome
@@ -219,7 +241,7 @@ def _local_runner(jobs: int | None):
     def run(tasks):
         if jobs == 1 or len(tasks) <= 1:
             for task in tasks:
-                yield grade_submission(*task, slot=0)
+                yield grade_submission(task, slot=0)
             return
         context = multiprocessing.get_context("forkserver")
         slots = context.Queue()
@@ -227,7 +249,7 @@ def _local_runner(jobs: int | None):
             slots.put(slot)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
                                  initargs=(slots,)) as pool:
-            futures = [pool.submit(grade_submission, *task) for task in tasks]
+            futures = [pool.submit(grade_submission, task) for task in tasks]
             for future in as_completed(futures):
                 yield future.result()
     return run

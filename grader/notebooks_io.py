@@ -26,21 +26,25 @@ def read_notebook(path: Path) -> NotebookNode:
         raise UnusableNotebook(f"{path}: no such file")
     if path.is_dir():
         raise UnusableNotebook(f"{path}: is a folder, not a notebook")
-    raw = path.read_bytes()
+    return parse_notebook(path.read_bytes(), str(path))
+
+
+def parse_notebook(raw: bytes, label: str) -> NotebookNode:
+    """Parse a notebook's bytes; ``label`` (its file name) starts every error message."""
     if not raw.strip():
-        raise UnusableNotebook(f"{path}: the file is empty")
+        raise UnusableNotebook(f"{label}: the file is empty")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise UnusableNotebook(f"{path}: not a notebook (not UTF-8 text)") from None
+        raise UnusableNotebook(f"{label}: not a notebook (not UTF-8 text)") from None
     except json.JSONDecodeError as error:
-        raise UnusableNotebook(f"{path}: invalid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise UnusableNotebook(f"{label}: invalid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
     if not isinstance(data, dict) or "nbformat" not in data or ("cells" not in data and "worksheets" not in data):
-        raise UnusableNotebook(f"{path}: valid JSON but not a Jupyter notebook (no nbformat or cells)")
+        raise UnusableNotebook(f"{label}: valid JSON but not a Jupyter notebook (no nbformat or cells)")
     try:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as error:  # nbformat raises many kinds for damaged notebooks
-        raise UnusableNotebook(f"{path}: damaged notebook ({type(error).__name__}: {str(error)[:120]})") from None
+        raise UnusableNotebook(f"{label}: damaged notebook ({type(error).__name__}: {str(error)[:120]})") from None
     return nb
 
 
