@@ -22,7 +22,7 @@ import nbformat
 from . import exercises, sandbox
 from .course import release_notebook, stable_seed
 from .gradebook import ensure_assignment, record
-from .grading import ExerciseResult, grade_notebook, unusable
+from .grading import ExerciseResult, Scored, grade_notebook, unusable
 from .notebooks_io import UnusableNotebook, identify, parse_notebook
 from .submissions import Submission, find
 
@@ -44,20 +44,12 @@ class Overrides:
 
 
 @dataclass
-class NotebookOutcome:
+class NotebookOutcome(Scored):
     name: str
     notebook_json: str | None
     exercises: list[ExerciseResult]
     notes: list[str]
     seconds: float
-
-    @property
-    def score(self) -> float:
-        return sum(e.points for e in self.exercises)
-
-    @property
-    def max_score(self) -> int:
-        return sum(e.max_points for e in self.exercises)
 
 
 @dataclass

@@ -38,14 +38,10 @@ class ExerciseResult:
         return self.points == self.max_points
 
 
-@dataclass
-class GradedNotebook:
-    name: str
-    notebook: NotebookNode | None
+class Scored:
+    """Totals over ``self.exercises`` (a list of ExerciseResult)."""
+
     exercises: list[ExerciseResult]
-    notes: list[str] = field(default_factory=list)
-    isolated: bool = False
-    seconds: float = 0.0
 
     @property
     def score(self) -> float:
@@ -54,6 +50,16 @@ class GradedNotebook:
     @property
     def max_score(self) -> int:
         return sum(e.max_points for e in self.exercises)
+
+
+@dataclass
+class GradedNotebook(Scored):
+    name: str
+    notebook: NotebookNode | None
+    exercises: list[ExerciseResult]
+    notes: list[str] = field(default_factory=list)
+    isolated: bool = False
+    seconds: float = 0.0
 
 
 def plan_calls(spec: NotebookSpec, seed: int, max_call_seconds: float | None = None
