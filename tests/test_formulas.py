@@ -1,0 +1,394 @@
+"""Every formula the site states, checked numerically in float64.
+
+Each test first finds the formula's LaTeX on the page (so a formula edited on the
+page without its check fails here), then checks it against an independent oracle:
+PyTorch's autograd, central finite differences, or PyTorch's FLOP counter.
+Test ids and messages name the page and the formula, e.g. "docs/algorithms.md: dW = x^T dZ".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ALGORITHMS = "docs/algorithms.md"
+TRENDS = "docs/trends.md"
+
+
+def page_states(page: str, latex: str) -> None:
+    """The page shows this formula, character for character."""
+    text = (DOCS.parent / page).read_text(encoding="utf-8")
+    assert latex in text, f"{page}: the checked formula is no longer on the page: {latex}"
+
+
+def close(actual, expected, what: str, rtol=1e-10, atol=1e-12) -> None:
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    assert np.allclose(actual, expected, rtol=rtol, atol=atol), (
+        f"{what}: max difference {np.max(np.abs(actual - expected)):.3g}"
+    )
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(0)
+
+
+def randn(gen, *shape, requires_grad=False):
+    return torch.randn(*shape, generator=gen).requires_grad_(requires_grad)
+
+
+# ---------------------------------------------------------------- forward propagation
+
+
+def test_dense_layer_elementwise_form(gen):
+    """docs/algorithms.md: Z = xW + b broadcasts b, i.e. Z_im = sum_j x_ij W_jm + b_m"""
+    page_states(ALGORITHMS, r"Z_{im} = \sum_j x_{ij} W_{jm} + b_m")
+    x, W, b = randn(gen, 4, 3), randn(gen, 3, 5), randn(gen, 5)
+    loops = torch.tensor([[sum(x[i, j] * W[j, m] for j in range(3)) + b[m] for m in range(5)] for i in range(4)])
+    close(x @ W + b, loops, f"{ALGORITHMS}: Z = xW + b")
+
+
+def test_parameter_count_of_10_20_5():
+    """docs/algorithms.md: the 10-20-5 network has 325 parameters"""
+    page_states(ALGORITHMS, r"$10 \cdot 20 + 20 + 20 \cdot 5 + 5 = 325$")
+    model = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))
+    assert sum(p.numel() for p in model.parameters()) == 325, f"{ALGORITHMS}: 325 parameters"
+
+
+# ---------------------------------------------------------------- losses
+
+
+def test_mse_definition_and_gradient(gen):
+    """docs/algorithms.md: MSE = mean over all nk entries; dL/dY_hat = 2 (Y_hat - Y) / (nk)"""
+    page_states(ALGORITHMS, r"L = \frac{1}{nk} \sum_{i=1}^{n} \sum_{j=1}^{k} (\hat{Y}_{ij} - Y_{ij})^2")
+    page_states(ALGORITHMS, r"\frac{\partial L}{\partial \hat{Y}} = \frac{2}{nk} (\hat{Y} - Y)")
+    n, k = 6, 5
+    y_hat, y = randn(gen, n, k, requires_grad=True), randn(gen, n, k)
+    loss = ((y_hat - y) ** 2).sum() / (n * k)
+    close(loss.item(), F.mse_loss(y_hat, y).item(), f"{ALGORITHMS}: MSE equals torch.nn.MSELoss (mean)")
+    loss.backward()
+    close(y_hat.grad, 2 * (y_hat - y).detach() / (n * k), f"{ALGORITHMS}: dL/dY_hat = 2(Y_hat - Y)/(nk)")
+
+
+def softmax_rows(z):
+    e = torch.exp(z - z.max(dim=1, keepdim=True).values)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def test_softmax_shift_invariance(gen):
+    """docs/algorithms.md: softmax(z - c) = softmax(z)"""
+    page_states(ALGORITHMS, r"\mathrm{softmax}(z - c) = \mathrm{softmax}(z)")
+    z, c = randn(gen, 4, 6), randn(gen, 4, 1) * 100
+    plain = torch.exp(z) / torch.exp(z).sum(dim=1, keepdim=True)
+    close(torch.softmax(z - c, dim=1), plain, f"{ALGORITHMS}: softmax(z - c) = softmax(z)")
+    big = torch.tensor([[1000.0, 999.0, 0.0]])
+    assert torch.isfinite(softmax_rows(big)).all(), f"{ALGORITHMS}: max-shifted softmax of large logits is finite"
+
+
+def test_cross_entropy_two_forms(gen):
+    """docs/algorithms.md: -mean log P_ic = mean(logsumexp(Z_i) - Z_ic)"""
+    page_states(ALGORITHMS, r"L = -\frac{1}{n} \sum_{i=1}^{n} \log P_{i c_i}")
+    page_states(ALGORITHMS, r"\Big( \log \sum_{l=1}^{k} e^{Z_{il}} - Z_{i c_i} \Big)")
+    n, k = 7, 4
+    z, labels = randn(gen, n, k) * 3, torch.randint(0, k, (n,), generator=gen)
+    rows = torch.arange(n)
+    with_probabilities = -torch.log(softmax_rows(z)[rows, labels]).mean()
+    with_logits = (torch.logsumexp(z, dim=1) - z[rows, labels]).mean()
+    reference = F.cross_entropy(z, labels)
+    close(with_probabilities, reference, f"{ALGORITHMS}: cross-entropy, probability form")
+    close(with_logits, reference, f"{ALGORITHMS}: cross-entropy, logit form")
+
+
+def test_softmax_cross_entropy_gradient(gen):
+    """docs/algorithms.md: dL/dZ = (P - Y) / n"""
+    page_states(ALGORITHMS, r"\frac{\partial L}{\partial Z} = \frac{1}{n} (P - Y)")
+    n, k = 5, 3
+    z, labels = randn(gen, n, k, requires_grad=True), torch.randint(0, k, (n,), generator=gen)
+    F.cross_entropy(z, labels).backward()
+    y = F.one_hot(labels, k).double()
+    formula = (softmax_rows(z.detach()) - y) / n
+    close(z.grad, formula, f"{ALGORITHMS}: dL/dZ = (P - Y)/n")
+    close(formula.sum(dim=1), torch.zeros(n), f"{ALGORITHMS}: each gradient row sums to zero", atol=1e-15)
+
+
+# ---------------------------------------------------------------- backpropagation
+
+
+def dense_with_upstream(gen, n=6, d=4, h=3):
+    """A dense layer and a random upstream gradient G: L = sum(Z * G) has dL/dZ = G exactly."""
+    x, W, b = randn(gen, n, d, requires_grad=True), randn(gen, d, h, requires_grad=True), randn(gen, h, requires_grad=True)
+    dZ = randn(gen, n, h)
+    ((x @ W + b) * dZ).sum().backward()
+    return x, W, b, dZ
+
+
+@pytest.mark.parametrize(
+    "name, latex",
+    [
+        pytest.param(name, latex, id=f"{ALGORITHMS}: {name}")
+        for name, latex in [
+            ("dW = x^T dZ", r"\mathrm{d}W = x^\top \mathrm{d}Z"),
+            ("db = sum over the batch of dZ", r"\mathrm{d}b = \sum_{i=1}^{n} \mathrm{d}Z_{i,:}"),
+            ("dx = dZ W^T", r"\mathrm{d}x = \mathrm{d}Z \, W^\top"),
+        ]
+    ],
+)
+def test_dense_backward(gen, name, latex):
+    page_states(ALGORITHMS, latex)
+    x, W, b, dZ = dense_with_upstream(gen)
+    formula = {
+        "dW = x^T dZ": (W.grad, x.detach().T @ dZ),
+        "db = sum over the batch of dZ": (b.grad, dZ.sum(dim=0)),
+        "dx = dZ W^T": (x.grad, dZ @ W.detach().T),
+    }[name]
+    close(*formula, f"{ALGORITHMS}: {name}")
+
+
+def test_dense_weight_gradient_index_form(gen):
+    """docs/algorithms.md: dL/dW_jm = sum_i x_ij dZ_im (the sum over the batch the scalar chain rule hides)"""
+    page_states(ALGORITHMS, r"\frac{\partial L}{\partial W_{jm}} = \sum_{i=1}^{n} x_{ij} \, \mathrm{d}Z_{im}")
+    x, W, _, dZ = dense_with_upstream(gen)
+    n, d = x.shape
+    h = W.shape[1]
+    loops = torch.tensor([[sum(x[i, j].item() * dZ[i, m].item() for i in range(n)) for m in range(h)] for j in range(d)])
+    close(W.grad, loops, f"{ALGORITHMS}: dL/dW_jm = sum_i x_ij dZ_im")
+
+
+def test_activation_backward(gen):
+    """docs/algorithms.md: dZ = dH * f'(Z), ReLU' = 1[z > 0], sigma' = sigma (1 - sigma)"""
+    page_states(ALGORITHMS, r"\mathrm{d}Z = \mathrm{d}H \odot f'(Z)")
+    page_states(ALGORITHMS, r"\sigma'(z) = \sigma(z)\,\big(1 - \sigma(z)\big)")
+    z, dH = randn(gen, 5, 4, requires_grad=True), randn(gen, 5, 4)
+    (torch.relu(z) * dH).sum().backward()
+    close(z.grad, dH * (z.detach() > 0), f"{ALGORITHMS}: ReLU backward = dH * 1[Z > 0]")
+    z.grad = None
+    (torch.sigmoid(z) * dH).sum().backward()
+    s = torch.sigmoid(z.detach())
+    close(z.grad, dH * s * (1 - s), f"{ALGORITHMS}: sigmoid backward = dH * sigma (1 - sigma)")
+    zero = torch.zeros(1, requires_grad=True)
+    torch.relu(zero).backward()
+    assert zero.grad.item() == 0.0, f"{ALGORITHMS}: frameworks use ReLU'(0) = 0"
+
+
+def test_backward_of_the_10_20_5_network(gen):
+    """docs/algorithms.md: the whole backward pass of 10-20-5 with MSE, against autograd"""
+    page_states(ALGORITHMS, r"\mathrm{d}W_2 &= H^\top \mathrm{d}\hat{Y}")
+    page_states(ALGORITHMS, r"\mathrm{d}Z_1 &= \mathrm{d}H \odot \mathbb{1}[Z_1 > 0]")
+    n = 8
+    x, y = randn(gen, n, 10), randn(gen, n, 5)
+    W1, b1 = randn(gen, 10, 20, requires_grad=True), randn(gen, 20, requires_grad=True)
+    W2, b2 = randn(gen, 20, 5, requires_grad=True), randn(gen, 5, requires_grad=True)
+    Z1 = x @ W1 + b1
+    H = torch.relu(Z1)
+    Y_hat = H @ W2 + b2
+    ((Y_hat - y) ** 2).mean().backward()
+    with torch.no_grad():
+        dY = 2 * (Y_hat - y) / (n * 5)
+        dW2, db2 = H.T @ dY, dY.sum(dim=0)
+        dH = dY @ W2.T
+        dZ1 = dH * (Z1 > 0)
+        dW1, db1 = x.T @ dZ1, dZ1.sum(dim=0)
+    for name, got, expected in [("dW2", W2.grad, dW2), ("db2", b2.grad, db2), ("dW1", W1.grad, dW1), ("db1", b1.grad, db1)]:
+        close(got, expected, f"{ALGORITHMS}: 10-20-5 backward, {name}")
+
+
+def mlp_loss(theta: np.ndarray, x, y) -> float:
+    W1, b1, W2, b2 = np.split(theta, [200, 220, 320])
+    h = np.maximum(x @ W1.reshape(10, 20) + b1, 0)
+    return float(np.mean((h @ W2.reshape(20, 5) + b2 - y) ** 2))
+
+
+def test_central_difference_accuracy():
+    """docs/algorithms.md: central differences, error ~ eps^2; rel. error ~1e-8 or better at eps = 1e-6"""
+    page_states(ALGORITHMS, r"\frac{L(\theta + \varepsilon) - L(\theta - \varepsilon)}{2\varepsilon}")
+    rng = np.random.default_rng(0)
+    x, y, theta = rng.normal(size=(8, 10)), rng.normal(size=(8, 5)), rng.normal(size=325) * 0.3
+    t = torch.tensor(theta, requires_grad=True)
+    W1, b1, W2, b2 = torch.split(t, [200, 20, 100, 5])
+    h = torch.relu(torch.tensor(x) @ W1.reshape(10, 20) + b1)
+    torch.mean((h @ W2.reshape(20, 5) + b2 - torch.tensor(y)) ** 2).backward()
+    exact = t.grad.numpy()
+
+    def central(eps):
+        grad = np.empty_like(theta)
+        for i in range(theta.size):
+            step = np.zeros_like(theta)
+            step[i] = eps
+            grad[i] = (mlp_loss(theta + step, x, y) - mlp_loss(theta - step, x, y)) / (2 * eps)
+        return grad
+
+    numeric = central(1e-6)
+    relative = np.linalg.norm(numeric - exact) / np.linalg.norm(exact)
+    assert relative < 1e-7, f"{ALGORITHMS}: central difference rel. error {relative:.2g} at eps=1e-6"
+    # The error shrinks like eps^2: on a smooth function, halving eps divides it by about 4.
+    f = lambda v: np.sin(v) * np.exp(v)  # noqa: E731
+    df = np.cos(1.0) * np.exp(1.0) + np.sin(1.0) * np.exp(1.0)
+    errors = [abs((f(1 + e) - f(1 - e)) / (2 * e) - df) for e in (1e-2, 5e-3)]
+    assert 3.8 < errors[0] / errors[1] < 4.2, f"{ALGORITHMS}: error ratio {errors[0] / errors[1]:.2f}, expected ~4"
+
+
+# ---------------------------------------------------------------- gradient descent
+
+
+def test_gradient_step_lowers_the_loss_to_first_order(gen):
+    """docs/algorithms.md: W <- W - alpha dL/dW lowers L by about alpha |dL/dW|^2 for small alpha"""
+    page_states(ALGORITHMS, r"W \leftarrow W - \alpha \, \frac{\partial L}{\partial W}")
+    x, y, W = randn(gen, 16, 4), randn(gen, 16, 3), randn(gen, 4, 3, requires_grad=True)
+    loss = lambda w: ((x @ w - y) ** 2).mean()  # noqa: E731
+    loss(W).backward()
+    g, alpha = W.grad, 1e-6
+    with torch.no_grad():
+        decrease = loss(W) - loss(W - alpha * g)
+    close(decrease / (alpha * (g ** 2).sum()), 1.0, f"{ALGORITHMS}: first-order decrease of a GD step", rtol=1e-4)
+
+
+def test_full_gradient_is_mean_of_example_gradients(gen):
+    """docs/algorithms.md: grad L = (1/N) sum_i grad l_i; an epoch of equal mini-batches averages to it"""
+    page_states(ALGORITHMS, r"\nabla L(\theta) = \frac{1}{N} \sum_{i=1}^{N} \nabla \ell_i(\theta)")
+    N, B = 64, 16
+    x, y, w = randn(gen, N, 3), randn(gen, N), randn(gen, 3, requires_grad=True)
+
+    def grad_on(rows):
+        w.grad = None
+        ((x[rows] @ w - y[rows]) ** 2).mean().backward()
+        return w.grad.clone()
+
+    full = grad_on(torch.arange(N))
+    per_example = torch.stack([grad_on(torch.tensor([i])) for i in range(N)])
+    close(per_example.mean(dim=0), full, f"{ALGORITHMS}: full gradient = mean of per-example gradients")
+    order = torch.randperm(N, generator=gen)
+    batches = torch.stack([grad_on(order[s:s + B]) for s in range(0, N, B)])
+    close(batches.mean(dim=0), full, f"{ALGORITHMS}: mean of one epoch's mini-batch gradients = full gradient")
+
+
+def test_learning_rate_stability_on_a_quadratic():
+    """docs/algorithms.md: on L = a w^2 / 2, w <- (1 - alpha a) w converges iff 0 < alpha < 2/a"""
+    page_states(ALGORITHMS, r"w \leftarrow (1 - \alpha a)\, w")
+    page_states(ALGORITHMS, r"for $0 < \alpha < 2/a$, and fastest at $\alpha = 1/a$")
+    a = 4.0
+    w = torch.tensor([-2.0, 0.3, 1.5], requires_grad=True)
+    (a * w ** 2 / 2).sum().backward()
+    close(w.grad, a * w.detach(), f"{ALGORITHMS}: the gradient of a w^2 / 2 is a w")
+    for alpha in np.linspace(0.005, 0.795, 80):  # steps of 0.01, never exactly 2/a
+        alpha, w = float(alpha), 1.0
+        for _ in range(1000):
+            w -= alpha * (a * w)
+            if abs(w) > 1e6:  # diverged
+                break
+        converged = abs(w) < 1e-6
+        assert converged == (0 < alpha < 2 / a), f"{ALGORITHMS}: alpha={alpha:.3f}, |w|={abs(w):.3g}"
+    w = 1.0 - (1 / a) * a * 1.0
+    assert w == 0.0, f"{ALGORITHMS}: alpha = 1/a reaches the minimum in one step"
+
+
+# ---------------------------------------------------------------- the worked example
+
+
+def parse_printed(text: str) -> dict[str, np.ndarray]:
+    """'name =' lines followed by NumPy's printout, into arrays."""
+    values, name, numbers = {}, None, []
+    for line in text.splitlines():
+        header = re.fullmatch(r"(.+?) =", line.strip())
+        if header:
+            if name is not None:
+                values[name] = np.array(numbers)
+            name, numbers = header.group(1), []
+        else:
+            numbers += [float(v) for v in re.findall(r"-?\d+\.?\d*(?:e-?\d+)?", line)]
+    values[name] = np.array(numbers)
+    return values
+
+
+def test_worked_example_numbers():
+    """docs/algorithms.md: every number the worked example prints, recomputed with autograd"""
+    page_states(ALGORITHMS, '--8<-- "algorithms/worked_example.out"')
+    printed = parse_printed((DOCS / "snippets/algorithms/worked_example.out").read_text())
+    x = torch.tensor([[1.0, 2.0], [-1.0, 0.5]])
+    labels = torch.tensor([0, 1])
+    W1 = torch.tensor([[0.5, -0.3], [0.2, 0.4]], requires_grad=True)
+    b1 = torch.tensor([0.0, 0.1], requires_grad=True)
+    W2 = torch.tensor([[1.0, -1.0], [0.5, -0.25]], requires_grad=True)
+    b2 = torch.tensor([0.0, 0.0], requires_grad=True)
+    script = (DOCS / "snippets/algorithms/worked_example.py").read_text()
+    for line in ["x = np.array([[1.0, 2.0], [-1.0, 0.5]])", "W1 = np.array([[0.5, -0.3], [0.2, 0.4]])",
+                 "b1 = np.array([0.0, 0.1])", "W2 = np.array([[1.0, -1.0], [0.5, -0.25]])", "lr = 0.5"]:
+        assert line in script, f"{ALGORITHMS}: worked example inputs changed; update this test: {line}"
+
+    Z1 = x @ W1 + b1
+    Z1.retain_grad()
+    H = torch.relu(Z1)
+    H.retain_grad()
+    Z2 = H @ W2 + b2
+    Z2.retain_grad()
+    loss = F.cross_entropy(Z2, labels)
+    loss.backward()
+    computed = {
+        "Z1": Z1, "H": H, "Z2": Z2, "P": torch.softmax(Z2, dim=1), "loss": loss,
+        "dZ2": Z2.grad, "dW2": W2.grad, "db2": b2.grad, "dH": H.grad, "dZ1": Z1.grad, "dW1": W1.grad, "db1": b1.grad,
+    }
+    with torch.no_grad():
+        after = F.cross_entropy(torch.relu(x @ (W1 - 0.5 * W1.grad) + (b1 - 0.5 * b1.grad)) @ (W2 - 0.5 * W2.grad)
+                                + (b2 - 0.5 * b2.grad), labels)
+    computed["loss after one step"] = after
+    assert set(printed) == set(computed), f"{ALGORITHMS}: printed {sorted(printed)}"
+    for name, value in computed.items():
+        # Printed with 4 decimals: agree to half a unit in the last place.
+        close(printed[name], value.detach().numpy().ravel(), f"{ALGORITHMS}: worked example, {name}", rtol=0, atol=5.1e-5)
+
+
+def test_worked_example_claims_in_the_text():
+    """docs/algorithms.md: the numbers quoted in 'Things to check by hand' match the printout"""
+    printed = parse_printed((DOCS / "snippets/algorithms/worked_example.out").read_text())
+    page = (DOCS / "algorithms.md").read_text()
+    for claim, value in [
+        (r"\mathrm{d}H_{21} = 0.6106", printed["dH"][2]),
+        (r"$-0.0477 + 0.3053 = 0.2576$", printed["db2"][0]),
+        (r"lowers the loss from $0.5217$ to $0.3747$", printed["loss after one step"][0]),
+    ]:
+        assert claim in page, f"{ALGORITHMS}: claim no longer on the page: {claim}"
+        assert f"{value:.4f}" in claim, f"{ALGORITHMS}: '{claim}' but the example prints {value:.4f}"
+    assert printed["loss"][0] == 0.5217 and printed["H"][2] == 0.0
+
+
+# ---------------------------------------------------------------- scale (trends page)
+
+
+def test_training_flops_are_six_per_parameter_per_token():
+    """docs/trends.md: C = 6ND, 2 FLOPs per parameter per token forward and 4 backward (FLOP counter)"""
+    page_states(TRENDS, r"C \approx 6 N D")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n, d, h = 32, 64, 48
+    x = torch.randn(n, d, requires_grad=True)
+    layer = torch.nn.Linear(d, h, bias=False)
+    with FlopCounterMode(display=False) as forward:
+        out = layer(x)
+    with FlopCounterMode(display=False) as backward:
+        out.sum().backward()
+    params, tokens = d * h, n
+    assert forward.get_total_flops() == 2 * params * tokens, f"{TRENDS}: forward = 2 N D"
+    assert backward.get_total_flops() == 4 * params * tokens, f"{TRENDS}: backward = 4 N D"
+
+
+def test_scale_figures():
+    """docs/trends.md: GPT-3 compute 3.15e23, 2.8 TB of Adam state, 3.5 trillion tokens; 10-20-5 needs ~3e7"""
+    page_states(TRENDS, r"$C \approx 3.15 \times 10^{23}$")
+    assert f"{6 * 1.75e11 * 3e11:.3g}" == "3.15e+23", f"{TRENDS}: 6 N D for GPT-3"
+    page_states(TRENDS, "about 16 bytes per parameter")
+    page_states(TRENDS, "needs about 2.8 TB")
+    bytes_per_param = 2 + 2 + 4 + 4 + 4  # fp16 weights, fp16 grads, fp32 master, Adam m and v
+    assert bytes_per_param == 16 and 16 * 175e9 == 2.8e12, f"{TRENDS}: Adam mixed-precision memory"
+    page_states(TRENDS, "3.5 trillion")
+    assert 20 * 175e9 == 3.5e12, f"{TRENDS}: 20 tokens per parameter"
+    page_states(TRENDS, r"\approx 3 \times 10^{7}")
+    c = 6 * 325 * 512 * 30
+    assert 2.5e7 < c < 3.5e7, f"{TRENDS}: 10-20-5 training compute {c:.3g}"
