@@ -97,6 +97,7 @@ dense_forward = Exercise(
               normal(rng, 4, dtype=np.float32))),
     ],
     expected=oracles.dense_forward,
+    atol=3e-6,  # a float32 sum of products near zero is off by up to ~1e-6
     mistakes=(
         Mistake("the bias b is missing: a dense layer computes x @ W + b.",
                 wrong=lambda x, W, b: x @ W,
@@ -173,6 +174,7 @@ mlp_forward = Exercise(
     hidden_calls=lambda rng: [Call((normal(rng, 16, 10), params_10_20_5(rng))),
                               Call((normal(rng, 3, 10, dtype=np.float32), params_10_20_5(rng, np.float32)))],
     expected=oracles.mlp_forward,
+    atol=3e-6,  # float32 inputs: see dense_forward
     mistakes=(
         Mistake("the hidden layer needs its activation: mlp_forward is dense -> relu -> dense.",
                 wrong=lambda x, p: (x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"],
