@@ -40,8 +40,20 @@ def with_answers(name: str, answers: dict[str, str]):
     return nb
 
 
-def grade(name: str, nb) -> GradedNotebook:
-    return grade_notebook(nb, release_notebook(ROOT, name), exercises.notebook_spec(name), seed=SEED)
+def without_demos(nb):
+    """The notebook without its ungraded, unlocked code cells (demos, plots, timings)."""
+    nb = nbformat.from_dict(nb)
+    nb.cells = [c for c in nb.cells if c.cell_type != "code" or "nbgrader" in c.metadata]
+    return nb
+
+
+def grade(name: str, nb, demos: bool = True) -> GradedNotebook:
+    """Grade ``nb`` as notebook ``name``; ``demos=False`` leaves out the demo cells on both
+    sides (submission and template), which only saves time: answers never depend on them."""
+    template = release_notebook(ROOT, name)
+    if not demos:
+        nb, template = without_demos(nb), without_demos(template)
+    return grade_notebook(nb, template, exercises.notebook_spec(name), seed=SEED)
 
 
 def dependencies(name: str) -> dict[str, set[str]]:
