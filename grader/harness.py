@@ -14,6 +14,7 @@ Protocol, in the scratch folder:
 """
 from __future__ import annotations
 
+import faulthandler
 import io
 import json
 import os
@@ -183,6 +184,7 @@ def read_result(result, args, kwargs, probe, probe_args) -> dict[str, np.ndarray
 # Taken at import, before any learner code runs. Replacing it later only loses that learner's
 # own results: nothing the notebook does can make wrong numbers pass in the trusted process.
 _SAVEZ = np.savez
+_CRASH_LOG = None
 
 
 class CellTimeout(Exception):
@@ -313,6 +315,9 @@ def main(workdir: str) -> int:
         arrays = {key: data[key] for key in data.files}
     os.makedirs("out", exist_ok=True)
     log = EventLog("events.jsonl", job.get("max_event_bytes", 65536))
+    global _CRASH_LOG
+    _CRASH_LOG = open("crash.log", "w")  # where a native crash (segmentation fault) leaves a traceback
+    faulthandler.enable(_CRASH_LOG)
     signal.signal(signal.SIGALRM, _on_alarm)
 
     from IPython.core.interactiveshell import InteractiveShell

@@ -42,7 +42,7 @@ class Limits:
     processes: int = 512
     file_bytes: int = 64 << 20
     output_chars: int = 20_000
-    max_restarts: int = 4
+    max_restarts: int = 6
     grace: float = 3.0  # after a soft time limit, how long before the process is killed
 
 
@@ -192,13 +192,14 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
             os.chown(work, uid, uid)
         skip_cells: set[int] = set()
         skip_calls: set[int] = set()
+        crashed: set[tuple[str, int]] = set()
         deadline = started + limits.notebook_timeout
         for attempt in range(limits.max_restarts + 1):
             job = {"cells": cells, "calls": calls, "skip_cells": sorted(skip_cells), "skip_calls": sorted(skip_calls),
                    "cell_timeout": limits.cell_timeout, "output_limit": limits.output_chars,
                    "max_event_bytes": 65536}
             # Written afresh for every attempt: the sandboxed code may have replaced any of them.
-            for name in ("job.json", "inputs.npz", "harness.py", "events.jsonl", "out"):
+            for name in ("job.json", "inputs.npz", "harness.py", "events.jsonl", "crash.log", "out"):
                 _remove(work / name)
             (work / "out").mkdir()
             if isolated:
@@ -216,6 +217,13 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
                 result.notes.append(f"Stopped: {reason}.")
                 break
             kind, index = run_.in_flight
+            where = _crash_location(work)
+            if not run_.killed_for and (kind, index) not in crashed:
+                # A crash can be the framework's, not the learner's (a rare native fault in a
+                # library): try the same cell or call once more before holding it against them.
+                crashed.add((kind, index))
+                result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; trying it once more.")
+                continue
             error = {"ename": "ProcessDied" if not run_.killed_for else "TimeLimitExceeded",
                      "evalue": f"{reason} while running this {kind}; it was skipped and the notebook re-run without it."}
             if kind == "cell":
@@ -224,7 +232,7 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
             else:
                 skip_calls.add(index)
                 result.calls[index] = {"error": error}
-            result.notes.append(f"{kind.capitalize()} {index}: {reason}; re-running without it.")
+            result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; re-running without it.")
         else:
             result.notes.append("Stopped: too many restarts.")
     finally:
@@ -234,6 +242,17 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
                                                   + (result.notes[-1] if result.notes else "no result")}})
     result.seconds = time.monotonic() - started
     return result
+
+
+def _crash_location(work: Path) -> str:
+    """Where Python was when it crashed, from the harness's faulthandler log (if any)."""
+    log = read_regular_file(work / "crash.log", 16384)
+    if not log:
+        return ""
+    text = log.decode("utf-8", "replace")
+    current = text[text.find("Current thread"):] if "Current thread" in text else text  # not other threads' frames
+    frames = [line.strip() for line in current.splitlines() if line.strip().startswith("File ")]
+    return f" (at {frames[0][:160]})" if frames else ""
 
 
 def _remove(path: Path) -> None:
