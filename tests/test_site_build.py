@@ -4,14 +4,18 @@
 - an unknown citation fails the build, naming the page;
 - every snippet under docs/snippets/ runs, and prints what the page says it prints;
 - every Python block on a hand-written page is an included snippet (so it is run here);
-- the built HTML, CSS, JS and SVG would make no request to another host.
+- the built HTML, CSS, JS and SVG would make no request to another host;
+- the Chinese edition (zh/) has every page, its own resource and notebook pages, a
+  language switch that leads to the same page, and a search index that finds Chinese words.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import math
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -54,7 +58,8 @@ def site(tmp_path_factory) -> Path:
 def test_strict_build_has_no_warnings(site):
     # The fixture already failed on a non-zero exit; a build that "passes" must also be silent.
     assert (site / "index.html").is_file()
-    for page in ["algorithms", "practice", "concepts", "applications", "trends", "faq", "notebooks", "resources"]:
+    for page in ["algorithms", "practice", "concepts", "applications", "trends", "faq", "notebooks", "resources",
+                 "glossary"]:
         assert (site / page / "index.html").is_file(), f"page {page}/ missing from the build"
 
 
@@ -117,6 +122,12 @@ def test_unknown_citation_fails_naming_the_page():
     assert "](resources/papers.md#kingma-2015-adam)" in expanded
     nested = hooks.on_page_markdown("[@kingma-2015-adam]", fake_page("notebooks/index.md"), config, files=None)
     assert "](../resources/papers.md#kingma-2015-adam)" in nested
+    # A Chinese page names itself in the error, and links to the same page name, which the
+    # i18n plugin resolves to the Chinese resource page (checked on the build below).
+    with pytest.raises(PluginError, match=r"docs/faq\.zh\.md: unknown resource id 'nope'"):
+        hooks.on_page_markdown("[@nope]", fake_page("faq.zh.md"), config, files=None)
+    chinese = hooks.on_page_markdown("[@kingma-2015-adam]", fake_page("faq.zh.md"), config, files=None)
+    assert "](resources/papers.md#kingma-2015-adam)" in chinese
 
 
 def test_unknown_citation_in_a_notebook_names_the_notebook():
@@ -126,6 +137,156 @@ def test_unknown_citation_in_a_notebook_names_the_notebook():
     notebook = hooks._build["notebooks"][0]
     with pytest.raises(PluginError, match=re.escape(f"{notebook.repo_path}: unknown resource id 'nope'")):
         hooks.on_page_markdown("[@nope]", fake_page(notebook.page_uri), config, files=None)
+    chinese_page = notebook.page_uri.removesuffix(".md") + ".zh.md"
+    with pytest.raises(PluginError, match=re.escape(f"{notebook.repo_path}: unknown resource id 'nope'")):
+        hooks.on_page_markdown("[@nope]", fake_page(chinese_page), config, files=None)
+
+
+# --------------------------------------------------------------------------------------
+# The Chinese edition (zh/), built by mkdocs-static-i18n from page.zh.md files.
+# --------------------------------------------------------------------------------------
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def english_html_pages(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("index.html") if not p.relative_to(site).as_posix().startswith("zh/"))
+
+
+def site_path_prefix() -> str:
+    """The path of site_url ("/ai-foundations/"): absolute links on the site start with it."""
+    import yaml
+    from urllib.parse import urlsplit
+
+    site_url = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))["site_url"]
+    return "/" + urlsplit(site_url).path.strip("/") + "/"
+
+
+def resolve(page: Path, href: str, site: Path) -> Path:
+    """The file a link of a built page leads to (directory URLs end in index.html)."""
+    if href.startswith("/"):
+        prefix = site_path_prefix()
+        assert href.startswith(prefix), f"{page}: link {href} leaves the site's path {prefix}"
+        target = posixpath.normpath(href[len(prefix):].split("#")[0] or ".")
+    else:
+        target = posixpath.normpath(posixpath.join(page.parent.relative_to(site).as_posix(), href.split("#")[0]))
+    path = site / target
+    return path / "index.html" if href.split("#")[0].endswith("/") or path.is_dir() else path
+
+
+def language_links(html: str) -> dict[str, str]:
+    """The language switcher's links: hreflang -> href."""
+    links = {}
+    for tag in re.findall(r"<a\b[^>]*\bhreflang=[^>]*>", html):
+        lang, href = re.search(r'hreflang="([^"]+)"', tag), re.search(r'href="([^"]+)"', tag)
+        links[lang.group(1)] = href.group(1)
+    return links
+
+
+def test_every_page_has_a_chinese_edition_and_the_switcher_pairs_them(site):
+    from grader.site import translations
+
+    # Pages not translated yet fall back to English; tests/test_translations.py reports them.
+    pending = set()
+    for page in translations.english_pages(DOCS):
+        if not translations.translation_of(page).exists():
+            stem = page.relative_to(DOCS).as_posix().removesuffix(".md")
+            pending.add("index.html" if stem == "index" else stem.removesuffix("/index") + "/index.html")
+    pages = [p for p in english_html_pages(site) if p.relative_to(site).as_posix() not in pending]
+    assert len(pages) >= 15
+    for english in pages:
+        rel = english.relative_to(site)
+        chinese = site / "zh" / rel
+        assert chinese.is_file(), f"{rel} has no Chinese edition at zh/{rel}"
+        zh_html = chinese.read_text(encoding="utf-8")
+        assert '<html lang="zh"' in zh_html, f"zh/{rel}: not marked as Chinese"
+        article = re.search(r'<article class="md-content__inner[^"]*">(.*?)</article>', zh_html, re.DOTALL).group(1)
+        assert len(CJK.findall(article)) > 20, f"zh/{rel}: the article is not in Chinese"
+        # The switcher on each edition leads to the same page in the other one.
+        assert resolve(english, language_links(english.read_text(encoding="utf-8"))["zh"], site) == chinese, rel
+        assert resolve(chinese, language_links(zh_html)["en"], site) == english, f"zh/{rel}"
+        # The navigation is translated: the same sections, Chinese labels.
+        assert "核心算法" in zh_html and "术语表" in zh_html, f"zh/{rel}: navigation not translated"
+
+
+def test_chinese_resource_pages_come_from_resources_yaml(site):
+    from grader import resources
+
+    catalogue = resources.load_catalogue(REPO / "resources.yaml")
+    for entry in catalogue:
+        page = site / "zh" / "resources" / resources.kind_page_name(entry["kind"]).removesuffix(".md") / "index.html"
+        html = page.read_text(encoding="utf-8")
+        assert f'id="{entry["id"]}"' in html, f"{page.relative_to(site)}: no anchor for {entry['id']}"
+        words = CJK.findall(entry["summary_zh"])
+        assert "".join(words[:12]) in "".join(CJK.findall(html)), f"{entry['id']}: summary_zh not on {page.relative_to(site)}"
+    # A citation on a Chinese page leads to the Chinese resource page.
+    algorithms = site / "zh" / "algorithms" / "index.html"
+    href = re.search(r'href="([^"]*#kingma-2015-adam)"', algorithms.read_text(encoding="utf-8")).group(1)
+    assert resolve(algorithms, href, site) == site / "zh" / "resources" / "papers" / "index.html", href
+
+
+def test_glossary_pages_list_every_term_in_both_languages(site):
+    from grader.site.glossary import load_glossary
+
+    terms = load_glossary()
+    for page in ("glossary/index.html", "zh/glossary/index.html"):
+        html = html_lib.unescape((site / page).read_text(encoding="utf-8"))
+        rows = re.findall(r"<tr>(.*?)</tr>", html, re.DOTALL)
+        assert len(rows) == len(terms) + 1, f"{page}: {len(rows) - 1} table rows for {len(terms)} terms"
+        for term, row in zip(terms, rows[1:]):
+            assert term.en in row and term.zh in row and term.zh_def in row and term.en_def in row, (page, term.en)
+
+
+def test_chinese_pages_show_the_chinese_diagrams(site):
+    for page in ("index.html", "concepts/index.html"):
+        chinese = site / "zh" / page
+        sources = re.findall(r'<img[^>]+src="([^"]+\.svg)"', chinese.read_text(encoding="utf-8"))
+        assert sources, f"zh/{page}: no diagram"
+        for src in sources:
+            svg = resolve(chinese, src, site).read_text(encoding="utf-8")
+            assert len(CJK.findall(svg)) > 20, f"zh/{page}: diagram {src} is not the Chinese one (page.zh.svg)"
+
+
+def test_chinese_notebook_pages_open_with_their_introduction(site):
+    for intro in sorted((DOCS / "notebooks" / "intros").glob("*.zh.md")):
+        name = intro.name.removesuffix(".zh.md")
+        if not (REPO / "notebooks" / name / f"{name}.ipynb").exists():
+            continue
+        page = site / "zh" / "notebooks" / name / "index.html"
+        html = page.read_text(encoding="utf-8")
+        title = re.match(r"# (.+)", intro.read_text(encoding="utf-8")).group(1).strip()
+        assert "<h1" in html and html_lib.escape(title) in html, f"zh/notebooks/{name}: title {title!r} missing"
+        assert html.index("导读") < html.index("<code>"), f"zh/notebooks/{name}: the introduction does not come first"
+        download = re.search(r'href="([^"]+\.ipynb)"', html).group(1)
+        assert resolve(page, download, site) == site / "notebooks" / name / f"{name}.ipynb", download
+
+
+def search_tokens(text: str, separator: str) -> set[str]:
+    """What lunr indexes from a search entry: tags removed, split by the configured separator."""
+    return {token for token in re.split(separator, re.sub(r"<[^>]+>", " ", text).lower()) if token}
+
+
+def test_search_index_holds_chinese_terms_as_whole_words(site):
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    # lunr's own zh language needs jieba in the browser, which Material does not ship.
+    assert index["config"]["lang"] == ["en"], index["config"]
+    separator = index["config"]["separator"]  # a JavaScript regex that Python's re reads the same way
+    docs = {doc["location"]: doc for doc in index["docs"]}
+    for location, word in [("zh/algorithms/#gradient-descent", "梯度下降"), ("zh/algorithms/#backpropagation", "反向传播"),
+                           ("zh/algorithms/#the-learning-rate", "学习率")]:
+        doc = docs[location]
+        assert word in search_tokens(doc["title"], separator), f"{location}: title {doc['title']!r} lacks {word}"
+    # The glossary taught the word splitter each term: none is indexed in pieces.
+    from grader.site.glossary import load_glossary
+
+    chinese = " ".join(doc["title"] + " " + doc["text"] for doc in index["docs"] if doc["location"].startswith("zh/"))
+    for term in ("梯度下降", "反向传播", "损失函数", "均方误差", "交叉熵", "激活函数", "学习率"):
+        assert term in {t.zh for t in load_glossary()}
+        assert term in search_tokens(chinese, separator), f"{term} is not indexed as one word"
+        assert "\u200b".join([term[:2], term[2:]]) not in chinese, f"{term} indexed in pieces"
+    # English pages are indexed once, not once per edition.
+    locations = [doc["location"] for doc in index["docs"]]
+    assert locations.count("algorithms/") == 1 and locations.count("zh/algorithms/") == 1
 
 
 # --------------------------------------------------------------------------------------

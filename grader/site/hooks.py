@@ -1,10 +1,15 @@
 """MkDocs hooks of the course site (loaded through `hooks:` in mkdocs.yml).
 
 Three jobs, one event each:
-- on_config: put the generated pages (notebooks, resources) into the nav;
+- on_config: put the generated pages (notebooks, resources) into the nav, and teach
+  the search's Chinese word splitter the glossary's terms;
 - on_files: add those pages, and the notebooks to download, as virtual files;
 - on_page_markdown: expand [@id] citations on every page (an unknown id fails
-  the build, naming the page) and fill the notebook table on notebooks/index.md.
+  the build, naming the page), fill the notebook table on notebooks/index.md and
+  the glossary table on glossary.md.
+
+mkdocs-static-i18n builds the site once per language (English, then zh/); every
+event runs again in each pass, and the hooks produce the pages of that pass's language.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # mkdocs loads hooks by file path, not as a package
     sys.path.insert(0, str(REPO_ROOT))
 
-from grader.site import notebook_pages  # noqa: E402
-from grader.site.languages import page_language, site_editions  # noqa: E402
+from grader.site import glossary, notebook_pages  # noqa: E402
+from grader.site.generated_files import generated_page  # noqa: E402
+from grader.site.languages import base_uri, current_edition, page_language, site_editions  # noqa: E402
 
 RESOURCES_FILE = REPO_ROOT / "resources.yaml"
 RESOURCES_INDEX = "resources/index.md"
 RESOURCES_KIND_PAGE = "resources/{page}"
 NOTEBOOK_INDEX = "notebooks/index.md"
 NOTEBOOK_TABLE_MARKER = "<!-- notebook-table -->"
+GLOSSARY_PAGE = "glossary.md"
 
 # Filled by on_config, read by the later events of the same build.
 _build: dict = {}
@@ -77,8 +84,18 @@ def on_config(config):
     notebooks = notebook_pages.find_learner_notebooks(REPO_ROOT)
     try:
         colab_links = {nb.name: notebook_pages.colab_url(config.repo_url, nb) for nb in notebooks}
+        # Read now, so a missing introduction fails the build before any page is written.
+        intros = {
+            (nb.name, edition.lang): notebook_pages.read_intro(REPO_ROOT, nb, edition.lang)
+            for nb in notebooks for edition in editions if not edition.default
+        }
     except notebook_pages.NotebookPageError as err:
         raise PluginError(str(err)) from err
+    try:
+        terms = glossary.load_glossary()
+    except glossary.GlossaryError as err:
+        raise PluginError(str(err)) from err
+    glossary.teach_word_splitter(terms)
 
     if config.nav is not None:
         _set_nav_section(config.nav, "Resources", default_pages)
@@ -91,38 +108,52 @@ def on_config(config):
         resource_pages=resource_pages,
         notebooks=notebooks,
         colab_links=colab_links,
+        intros=intros,
+        glossary=terms,
     )
     return config
 
 
-@event_priority(100)  # before other plugins' on_files (an i18n plugin must see these pages)
+# After mkdocs-static-i18n's on_files (priority -100): the plugin rebuilds every page it
+# sees from its file in docs/, which generated pages do not have (see generated_files.py).
+@event_priority(-200)
 def on_files(files, config):
+    editions = _build["editions"]
+    edition = current_edition(config, editions)
     for uri, markdown in _build["resource_pages"].items():
-        files.append(File.generated(config, uri, content=markdown))
+        if page_language(uri, editions) == edition:
+            files.append(generated_page(config, uri, markdown, edition, editions))
     for nb in _build["notebooks"]:
+        page_uri = edition.page_uri(nb.page_uri)
         try:
             markdown = notebook_pages.notebook_markdown(
                 nb,
                 colab_href=_build["colab_links"][nb.name],
                 download_href=posixpath.relpath(nb.download_uri, posixpath.dirname(nb.page_uri)),
+                lang=edition.lang,
+                intro=_build["intros"].get((nb.name, edition.lang)),
             )
         except notebook_pages.NotebookPageError as err:
             raise PluginError(str(err)) from err
-        files.append(File.generated(config, nb.page_uri, content=markdown))
+        files.append(generated_page(config, page_uri, markdown, edition, editions))
+        # Every edition links to the one copy of the notebook, at the same place as in the repo.
         files.append(File.generated(config, nb.download_uri, abs_src_path=str(nb.path)))
     return files
 
 
 def on_page_markdown(markdown, page, config, files):
     src_uri = page.file.src_uri
-    if src_uri == NOTEBOOK_INDEX or src_uri.startswith("notebooks/index."):
-        table = notebook_pages.notebook_index_table(_build["notebooks"], _build["colab_links"])
-        markdown = markdown.replace(NOTEBOOK_TABLE_MARKER, table)
     edition = page_language(src_uri, _build["editions"])
-    # expand_citations puts the entry's kind page (papers.md, books.md...) in place of
-    # {page}. Other editions link to their own index, which also has an anchor per entry.
-    target = RESOURCES_KIND_PAGE if edition.default else edition.page_uri(RESOURCES_INDEX)
-    resources_url = posixpath.relpath(target, posixpath.dirname(src_uri) or ".")
+    page_base = base_uri(src_uri, _build["editions"])
+    if page_base == NOTEBOOK_INDEX:
+        table = notebook_pages.notebook_index_table(_build["notebooks"], _build["colab_links"], edition.lang)
+        markdown = markdown.replace(NOTEBOOK_TABLE_MARKER, table)
+    if page_base == GLOSSARY_PAGE:
+        markdown = markdown.replace(glossary.TABLE_MARKER, glossary.glossary_table(_build["glossary"], edition.lang))
+    # expand_citations puts the entry's kind page (papers.md, books.md...) in place of {page}.
+    # A Chinese page's link to resources/papers.md reaches resources/papers.zh.md: with the
+    # suffix structure, the i18n plugin resolves links to the page's own language first.
+    resources_url = posixpath.relpath(RESOURCES_KIND_PAGE, posixpath.dirname(src_uri) or ".")
     resources = _resources_module()
     try:
         return resources.expand_citations(markdown, _build["catalogue"], resources_url)
@@ -133,7 +164,7 @@ def on_page_markdown(markdown, page, config, files):
 def _source_of(src_uri: str) -> str:
     """The file a reader should edit to fix a page: generated pages name their origin."""
     for nb in _build["notebooks"]:
-        if src_uri == nb.page_uri:
+        if base_uri(src_uri, _build["editions"]) == nb.page_uri:
             return nb.repo_path
     if src_uri in _build["resource_pages"]:
         return RESOURCES_FILE.name

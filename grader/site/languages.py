@@ -1,8 +1,9 @@
 """Which editions (languages) the site builds, and how a page names its language.
 
-Today the site is English only. A Chinese edition is meant to come through
-mkdocs-static-i18n with the suffix structure (page.md in English, page.zh.md in
-Chinese); the hooks ask this module instead of assuming English.
+The site has an English edition (page.md) and a Chinese one (page.zh.md), built
+by mkdocs-static-i18n with the suffix structure. The plugin builds the site once
+per language; the hooks ask this module which edition the current pass builds
+instead of assuming English.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ def _field(item, name, default=None):
     return getattr(item, name, default)
 
 
+def i18n_plugin(config):
+    """The mkdocs-static-i18n plugin instance, or None for a one-language site."""
+    return config.plugins.get("i18n") if config.plugins else None
+
+
 def site_editions(config) -> list[Edition]:
     """The default edition first, then the others the i18n plugin declares."""
     theme_lang = config.theme.get("language") or "en"
-    plugin = config.plugins.get("i18n") if config.plugins else None
+    plugin = i18n_plugin(config)
     languages = _field(getattr(plugin, "config", None), "languages", None) or []
     editions = [
         Edition(_field(lang, "locale"), bool(_field(lang, "default", False)))
@@ -44,9 +50,26 @@ def site_editions(config) -> list[Edition]:
     return sorted(editions, key=lambda e: not e.default)
 
 
+def current_edition(config, editions: list[Edition]) -> Edition:
+    """The edition this build pass writes: the i18n plugin builds one language at a time."""
+    current = getattr(i18n_plugin(config), "current_language", None)
+    for edition in editions:
+        if edition.lang == current:
+            return edition
+    return next(e for e in editions if e.default)
+
+
 def page_language(src_uri: str, editions: list[Edition]) -> Edition:
     """The edition a page belongs to, from its suffix (page.zh.md is Chinese)."""
     for edition in editions:
         if not edition.default and src_uri.endswith(f".{edition.lang}.md"):
             return edition
     return next(e for e in editions if e.default)
+
+
+def base_uri(src_uri: str, editions: list[Edition]) -> str:
+    """The page a file translates: algorithms.zh.md -> algorithms.md (English pages unchanged)."""
+    edition = page_language(src_uri, editions)
+    if edition.default:
+        return src_uri
+    return src_uri.removesuffix(f".{edition.lang}.md") + ".md"

@@ -117,23 +117,77 @@ def _demote_headings(markdown: str) -> str:
     return "\n".join(out)
 
 
-def notebook_markdown(notebook: LearnerNotebook, *, colab_href: str, download_href: str) -> str:
-    """The page for one notebook: title, links, then every cell in order."""
+# The fixed words of a notebook page, per language. The notebooks themselves stay English.
+PAGE_TEXT = {
+    "en": {
+        "run_title": "Run this notebook",
+        "download": "Download {file}",
+        "colab": "Open in Colab",
+        "locally": "or locally: `make lab`, then open `{path}`.",
+        "read_only": (
+            "This page is a read-only rendering of the learner version; the exercises "
+            "are solved and checked in the notebook itself."
+        ),
+        "table_header": "| Notebook | You write | Download | Colab |",
+    },
+    "zh": {
+        "run_title": "运行这个 notebook",
+        "download": "下载 {file}",
+        "colab": "在 Colab 中打开",
+        "locally": "或在本地运行 `make lab`，然后打开 `{path}`。",
+        "read_only": "本页是学员版 notebook 的只读渲染，练习要在 notebook 中完成和检查。",
+        "original": "以下是 notebook 的英文原文",
+        "original_body": "notebook 保持英文，代码中的函数名和注释与站点各页一致；上面的导读给出了对应的中文术语。",
+        "table_header": "| Notebook | 你要实现 | 下载 | Colab |",
+    },
+}
+INTRO_FOLDER = "docs/notebooks/intros"
+
+
+def intro_path(repo_root: Path, notebook: LearnerNotebook, lang: str) -> Path:
+    """Where the introduction for a notebook's page in another language lives."""
+    return repo_root / INTRO_FOLDER / f"{notebook.name}.{lang}.md"
+
+
+def read_intro(repo_root: Path, notebook: LearnerNotebook, lang: str) -> str:
+    """The introduction (it starts with the page title, a level-1 heading)."""
+    path = intro_path(repo_root, notebook, lang)
+    if not path.is_file():
+        raise NotebookPageError(
+            f"{path.relative_to(repo_root)} is missing: every notebook's {lang} page opens with an "
+            f"introduction in that language; write one for {notebook.repo_path}"
+        )
+    text = path.read_text(encoding="utf-8").strip()
+    if not re.match(r"#\s+\S", text):
+        raise NotebookPageError(f"{path.relative_to(repo_root)}: must start with a level-1 heading (the page title)")
+    return text
+
+
+def notebook_markdown(
+    notebook: LearnerNotebook, *, colab_href: str, download_href: str, lang: str = "en", intro: str | None = None
+) -> str:
+    """The page for one notebook: title, links, then every cell in order.
+
+    For another language, `intro` (Markdown starting with the translated title) comes first,
+    and the notebook's own cells follow as they are, in English.
+    """
+    text = PAGE_TEXT[lang]
     try:
         nb = nbformat.read(notebook.path, as_version=4)
     except Exception as err:  # nbformat raises several unrelated types for bad files
         raise NotebookPageError(f"{notebook.path}: not a readable notebook ({err})") from err
     language = nb.metadata.get("kernelspec", {}).get("language", "python")
     title = notebook_title(nb, notebook.name)
-    parts = [
-        f"# {title}",
-        '!!! info "Run this notebook"\n'
-        f"    [Download {notebook.name}.ipynb]({download_href}){{ download }} · "
-        f"[Open in Colab]({colab_href}) · or locally: `make lab`, then open "
-        f"`{notebook.repo_path}`.\n\n"
-        "    This page is a read-only rendering of the learner version; the exercises "
-        "are solved and checked in the notebook itself.",
-    ]
+    run_box = (
+        f'!!! info "{text["run_title"]}"\n'
+        f"    [{text['download'].format(file=notebook.name + '.ipynb')}]({download_href}){{ download }} · "
+        f"[{text['colab']}]({colab_href}) · {text['locally'].format(path=notebook.repo_path)}\n\n"
+        f"    {text['read_only']}"
+    )
+    if intro is None:
+        parts = [f"# {title}", run_box]
+    else:
+        parts = [intro.strip(), run_box, f'!!! note "{text["original"]}"\n    {text["original_body"]}', f"## {title}"]
     skipped_title = False
     for cell in nb.cells:
         source = cell.source.strip()
@@ -161,15 +215,15 @@ def exercise_names(notebook: LearnerNotebook) -> list[str]:
     return names
 
 
-def notebook_index_table(notebooks: list[LearnerNotebook], colab_links: dict[str, str]) -> str:
+def notebook_index_table(notebooks: list[LearnerNotebook], colab_links: dict[str, str], lang: str = "en") -> str:
     """The table of rendered notebooks for notebooks/index.md, with the tasks each one grades."""
     if not notebooks:
-        return "*No learner notebook has been released yet.*\n"
-    rows = ["| Notebook | You write | Download | Colab |", "|---|---|---|---|"]
+        return "*No learner notebook has been released yet.*\n" if lang == "en" else "*还没有发布任何学员版 notebook。*\n"
+    rows = [PAGE_TEXT[lang]["table_header"], "|---|---|---|---|"]
     for nb in notebooks:
         tasks = ", ".join(f"`{name}`" for name in exercise_names(nb)) or "-"
         rows.append(
             f"| [{nb.name}]({nb.name}.md) | {tasks} | "
-            f"[{nb.name}.ipynb]({nb.name}/{nb.name}.ipynb) | [Open in Colab]({colab_links[nb.name]}) |"
+            f"[{nb.name}.ipynb]({nb.name}/{nb.name}.ipynb) | [{PAGE_TEXT[lang]['colab']}]({colab_links[nb.name]}) |"
         )
     return "\n".join(rows) + "\n"

@@ -1,0 +1,110 @@
+"""The course glossary (grader/site/glossary.yaml): load it, render its table, teach its words.
+
+One list of terms serves three ends: the side-by-side table on docs/glossary.md and
+docs/glossary.zh.md, the word list that keeps the search's Chinese word splitter from
+cutting 反向传播 into 反向 + 传播, and the consistency test of the Chinese pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+GLOSSARY_FILE = Path(__file__).with_name("glossary.yaml")
+TABLE_MARKER = "<!-- glossary-table -->"
+REQUIRED = ("en", "zh", "en_def", "zh_def", "see")
+
+# Link text for the page a term is explained on, in each language.
+PAGE_NAMES = {
+    "concepts.md": ("Concepts", "基本概念"),
+    "algorithms.md": ("Core algorithms", "核心算法"),
+    "practice.md": ("Practice", "动手实践"),
+    "applications.md": ("Applications", "应用领域"),
+    "trends.md": ("Trends and challenges", "趋势与挑战"),
+    "faq.md": ("FAQ", "常见问题"),
+}
+
+
+class GlossaryError(ValueError):
+    """glossary.yaml is malformed."""
+
+
+@dataclass(frozen=True)
+class Term:
+    en: str
+    zh: str
+    en_def: str
+    zh_def: str
+    see: str
+    avoid: tuple[str, ...] = ()
+
+
+def load_glossary(path: Path = GLOSSARY_FILE) -> list[Term]:
+    """Every term, in file order; a malformed entry fails naming the file, the entry and the field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise GlossaryError(f"{path}: cannot be read as YAML ({err})") from err
+    if not isinstance(data, list) or not data:
+        raise GlossaryError(f"{path}: expected a non-empty list of terms")
+    terms, seen = [], set()
+    for number, entry in enumerate(data, start=1):
+        label = f"{path}: term {number}"
+        if not isinstance(entry, dict):
+            raise GlossaryError(f"{label} is not a mapping")
+        label = f"{path}: term {number} ({entry.get('en', '?')})"
+        for field in REQUIRED:
+            if not isinstance(entry.get(field), str) or not entry[field].strip():
+                raise GlossaryError(f"{label}: field '{field}' is missing or empty")
+        unknown = set(entry) - set(REQUIRED) - {"avoid"}
+        if unknown:
+            raise GlossaryError(f"{label}: unknown field(s) {sorted(unknown)}")
+        page = entry["see"].split("#")[0]
+        if page not in PAGE_NAMES or "#" not in entry["see"]:
+            raise GlossaryError(f"{label}: 'see' must be page.md#anchor on one of {sorted(PAGE_NAMES)}")
+        avoid = entry.get("avoid", [])
+        if not isinstance(avoid, list) or not all(isinstance(a, str) and a for a in avoid):
+            raise GlossaryError(f"{label}: 'avoid' must be a list of strings")
+        if entry["zh"] in seen:
+            raise GlossaryError(f"{label}: the Chinese term {entry['zh']} is listed twice")
+        seen.add(entry["zh"])
+        terms.append(Term(entry["en"], entry["zh"], entry["en_def"], entry["zh_def"], entry["see"], tuple(avoid)))
+    return terms
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", r"\|")
+
+
+def glossary_table(terms: list[Term], lang: str) -> str:
+    """The Markdown table, English first on the English page and Chinese first on the Chinese one."""
+    chinese = lang == "zh"
+    if chinese:
+        rows = ["| 中文 | English | 定义 | Definition | 详见 |", "|---|---|---|---|---|"]
+    else:
+        rows = ["| English | 中文 | Definition | 定义 | Explained in |", "|---|---|---|---|---|"]
+    for term in terms:
+        page, _anchor = term.see.split("#")
+        link = f"[{PAGE_NAMES[page][1 if chinese else 0]}]({term.see})"
+        names = [f"**{_cell(term.zh)}**", _cell(term.en)] if chinese else [f"**{_cell(term.en)}**", _cell(term.zh)]
+        defs = [_cell(term.zh_def), _cell(term.en_def)] if chinese else [_cell(term.en_def), _cell(term.zh_def)]
+        rows.append(f"| {' | '.join(names + defs)} | {link} |")
+    return "\n".join(rows) + "\n"
+
+
+def teach_word_splitter(terms: list[Term]) -> bool:
+    """Tell jieba (the search plugin's Chinese word splitter) each glossary term is one word.
+
+    Returns False when jieba is not installed; the search then indexes Chinese without
+    word boundaries, which the site test catches.
+    """
+    try:
+        import jieba
+    except ImportError:
+        return False
+    jieba.setLogLevel(60)  # silence "Building prefix dict..." on every build
+    for term in terms:
+        jieba.add_word(term.zh, freq=1_000_000)
+    return True
