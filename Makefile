@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SITE_PORT ?= 8000
 
-.PHONY: install serve build test lab release linkcheck bench browser-deps clean
+.PHONY: install serve build test lab release linkcheck bench system-deps clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,13 @@ build: $(INSTALLED)
 serve: build
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(SITE_PORT)
 
-# Headless Chromium and a CJK font for the browser tests, from Debian's packages.
-browser-deps:
+# What the tests need beyond Python, from Debian's packages: headless Chromium and a CJK font
+# (browser tests), PostgreSQL (cluster tests). Installed when root with apt-get; else explained.
+system-deps:
 	@bash tests/browser/ensure_chromium.sh
+	@bash tests/ensure_postgres.sh
 
-test: $(INSTALLED) browser-deps
+test: $(INSTALLED) system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 lab: $(INSTALLED)
