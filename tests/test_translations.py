@@ -32,7 +32,6 @@ COMMAND = ".venv/bin/python -m grader.site.translations"
 # drift check below; remove a page from this list when its page.zh.md exists.
 PENDING_TRANSLATION = {
     "benchmarks.md",  # translation pending: lead
-    "scaling.md",  # translation pending: lead
 }
 
 
