@@ -207,8 +207,8 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     """
     root = Path(root).resolve()
     names = notebooks_of(root, assignment)
-    ensure_assignment(root, db_url, assignment)
     found = find(assignment, names, Path(location), **({"pattern": pattern} if pattern else {}))
+    ensure_assignment(root, db_url, assignment)
     outcomes: dict[str, SubmissionOutcome] = {}
     todo: list[Submission] = []
     for submission in found:
