@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -36,11 +36,12 @@ class Overrides:
     cell_timeout: float | None = None
     notebook_timeout: float | None = None
     memory_bytes: int | None = None
+    threads: int = 0  # math-library threads per notebook; autograde sets cores // jobs
 
     def limits(self, spec) -> sandbox.Limits:
         return sandbox.Limits(cell_timeout=self.cell_timeout or spec.cell_timeout,
                               notebook_timeout=self.notebook_timeout or spec.notebook_timeout,
-                              memory_bytes=self.memory_bytes or spec.memory_bytes)
+                              memory_bytes=self.memory_bytes or spec.memory_bytes, threads=self.threads)
 
 
 @dataclass
@@ -218,6 +219,8 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
         else:
             todo.append(submission)
     bar = Progress(len(todo), enabled=progress)
+    if runner is None and not overrides.threads:  # share the cores among the notebooks graded at once
+        overrides = replace(overrides, threads=max(1, (os.cpu_count() or 1) // _jobs(jobs)))
     tasks = [make_task(root, assignment, s, overrides) for s in todo]
     for outcome in (runner or _local_runner(jobs))(tasks):
         save(root, db_url, assignment, outcome)
@@ -227,8 +230,12 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     return [outcomes[s.student] for s in found]
 
 
+def _jobs(jobs: int | None) -> int:
+    return max(1, jobs or os.cpu_count() or 1)
+
+
 def _local_runner(jobs: int | None):
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    jobs = _jobs(jobs)
 
     def run(tasks):
         if jobs == 1 or len(tasks) <= 1:
@@ -236,6 +243,7 @@ def _local_runner(jobs: int | None):
                 yield grade_submission(task, slot=0)
             return
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["grader.autograde"])  # workers start with the grader imported
         slots = context.Queue()
         for slot in range(jobs):
             slots.put(slot)

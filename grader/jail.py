@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, required=True)
     parser.add_argument("--nproc", type=int, required=True)
     parser.add_argument("--fsize", type=int, required=True)
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the harness's environment")
     options = parser.parse_args()
 
     build_root(options.root, options.scratch, options.expose)
@@ -93,6 +94,7 @@ def main() -> None:
     os.setuid(options.uid)
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
            "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
+    env.update(item.split("=", 1) for item in options.env)
     os.execve(options.python, [options.python, "-I", "/sandbox/harness.py", "/sandbox"], env)
 
 

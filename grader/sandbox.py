@@ -43,6 +43,7 @@ class Limits:
     file_bytes: int = 64 << 20
     output_chars: int = 20_000
     max_restarts: int = 6
+    threads: int = 0  # math-library threads per notebook (0: one per core); see thread_env
     grace: float = 3.0  # after a soft time limit, how long before the process is killed
 
 
@@ -71,6 +72,20 @@ def python_paths() -> list[str]:
     """Folders the sandbox's Python needs: the installation and the virtual environment."""
     paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
     return sorted(p for p in paths if p and p != "/")
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Thread counts for NumPy's BLAS, PyTorch and TensorFlow inside the sandbox.
+
+    Notebooks graded side by side must not each start a thread per core: on 2 cores two
+    sandboxes with 2 threads each spend their time taking the cores from one another.
+    """
+    count = str(threads or os.cpu_count() or 1)
+    return {name: count for name in THREAD_VARIABLES}
 
 
 def _death_reason(returncode: int | None, killed_for: str | None) -> str:
@@ -103,6 +118,7 @@ class _Attempt:
                    sys.executable, "-I", str(HERE / "jail.py"), "--root", str(root), "--scratch", str(work),
                    "--uid", str(uid), "--python", sys.executable, "--memory", str(limits.memory_bytes),
                    "--cpu", str(cpu), "--nproc", str(limits.processes), "--fsize", str(limits.file_bytes)]
+            cmd += [f"--env={name}={value}" for name, value in thread_env(limits.threads).items()]
             for path in python_paths():
                 cmd += ["--expose", path]
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -114,7 +130,8 @@ class _Attempt:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "MPLBACKEND": "Agg",
-                   "MPLCONFIGDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
+                   "MPLCONFIGDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8",
+                   **thread_env(limits.threads)}
             self.proc = subprocess.Popen([sys.executable, "-I", str(work / "harness.py"), str(work)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, env=env, cwd=work,
