@@ -32,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed, tool_env
+from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed
 from bench.notebooks import execute
 
 SPEEDUP_TARGET = 1.8     # on 2 cores, grader --jobs 2 against sequential nbgrader, same grades

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from .release import course_config, tool_env
+from .release import course_config
 
 
 def default_db_url(root: Path) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +15,15 @@ from grader.notebooks_io import grade_id, is_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 7
+
+
+def make_course(folder: Path) -> Path:
+    """A throwaway instructor's course folder: the config, solutions/ and notebooks/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in ("nbgrader_config.py", "solutions", "notebooks"):
+        source = ROOT / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
+    return folder
 
 
 def course_notebooks() -> list[str]:

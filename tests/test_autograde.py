@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,19 +15,11 @@ from pathlib import Path
 import pytest
 
 from grader.gradebook import scores
-from notebook_cases import ROOT
+from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT, STUDENTS, write_class
 
 LIMITS = ["--cell-timeout", "4", "--notebook-timeout", "60"]
 EXPECTED = {s.name: s.score for s in STUDENTS}
-
-
-def make_course(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for item in ("nbgrader_config.py", "solutions", "notebooks"):
-        source = ROOT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
-    return folder
 
 
 def grader(*args, cwd=None, check=True):

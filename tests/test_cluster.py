@@ -26,7 +26,7 @@ from grader import autograde, cluster
 from grader.cli import main
 from grader.gradebook import ensure_assignment, scores
 from grader.sandbox import SANDBOX_UID_BASE
-from notebook_cases import ROOT
+from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT, STUDENTS, write_class
 
 LIMITS = ["--cell-timeout", "4", "--notebook-timeout", "60"]
@@ -81,14 +81,6 @@ class PostgresServer:
                              autocommit=True) as connection:
             cursor = connection.execute(statement)
             return cursor.fetchall() if cursor.description else []
-
-
-def make_course(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for item in ("nbgrader_config.py", "solutions", "notebooks"):
-        source = ROOT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from grader import exercises
-from notebook_cases import ROOT, course_notebooks
+from notebook_cases import ROOT, course_notebooks, make_course
 
 NOTEBOOKS = course_notebooks()
 
@@ -17,10 +17,7 @@ def gradebook(tmp_path_factory):
     from nbgrader.apps import NbGraderAPI
     from grader.release import course_config
 
-    course = tmp_path_factory.mktemp("nbgrader-course")
-    for item in ("nbgrader_config.py", "solutions", "notebooks"):
-        source = ROOT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, course / item)
+    course = make_course(tmp_path_factory.mktemp("nbgrader-course"))
     for name in NOTEBOOKS:
         for student, folder in (("solver", "solutions"), ("starter", "notebooks")):
             target = course / "submitted" / student / name

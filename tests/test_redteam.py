@@ -17,9 +17,9 @@ from grader.course import release_notebook
 from grader.grading import grade_notebook
 from grader.gradebook import scores
 from grader.notebooks_io import grade_id, is_answer
-from notebook_cases import ROOT
+from notebook_cases import ROOT, make_course
 from redteam import ATTACKS
-from test_autograde import LIMITS, db, grader, make_course
+from test_autograde import LIMITS, db, grader
 
 ASSIGNMENT = "01_forward"
 SOLUTION = ROOT / "solutions/01_forward/01_forward.ipynb"
