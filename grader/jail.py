@@ -46,6 +46,10 @@ def expose(path: str, root: str, read_only: bool = True) -> None:
 def build_root(root: str, scratch: str, python_paths: list[str]) -> None:
     mount("--make-rprivate", "/")
     mount("-t", "tmpfs", "-o", "mode=0755,size=16m", "tmpfs", root)
+    # An empty /tmp first: the Python paths exposed next may lie under /tmp (a checkout there
+    # with its .venv), and must be mounted on top of it, not hidden by it.
+    os.makedirs(root + "/tmp", exist_ok=True)
+    mount("-t", "tmpfs", "-o", "mode=1777,size=512m", "tmpfs", root + "/tmp")
     for path in SYSTEM_PATHS + python_paths:
         expose(path, root)
     os.makedirs(root + "/dev", exist_ok=True)
@@ -56,8 +60,6 @@ def build_root(root: str, scratch: str, python_paths: list[str]) -> None:
     mount("-t", "tmpfs", "-o", "mode=1777,size=256m", "tmpfs", root + "/dev/shm")
     os.makedirs(root + "/proc", exist_ok=True)
     mount("-t", "proc", "proc", root + "/proc")
-    os.makedirs(root + "/tmp", exist_ok=True)
-    mount("-t", "tmpfs", "-o", "mode=1777,size=512m", "tmpfs", root + "/tmp")
     os.makedirs(root + "/sandbox", exist_ok=True)
     mount("--bind", scratch, root + "/sandbox")
     mount("-o", "remount,ro,bind", root)
