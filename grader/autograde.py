@@ -5,15 +5,23 @@ verdicts out: ``grade_submission``). Only this process writes: the autograded no
 the gradebook (through nbgrader's SaveAutoGrades) and, last, a small manifest per student.
 A re-run skips every submission whose files have not changed since its manifest was written,
 so a run killed halfway resumes where it stopped, and nothing saved is lost or counted twice.
+
+One submission never stops the batch: anything that goes wrong while grading it (MemoryError,
+RecursionError, a bug) becomes its own failure, with the reason in its feedback and in the
+summary. Each submission is graded in a worker process of its own; one that kills its worker
+is graded once more in a fresh one, then recorded as failed, and saved like any other
+outcome, so the next run does not try it again until its files change.
 """
 from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -59,6 +67,7 @@ class SubmissionOutcome:
     digest: str
     notebooks: list[NotebookOutcome] = field(default_factory=list)
     status: str = "graded"
+    failure: str = ""  # why the grader could not grade this submission ("" when it could)
 
     @property
     def score(self) -> float:
@@ -97,16 +106,16 @@ def make_task(root: Path, assignment: str, submission: Submission, overrides: Ov
                      tuple(submission.problems), overrides)
 
 
-_SLOT = 0
+def grader_failure(error: BaseException) -> str:
+    """One line for the instructor and the learner: the grader, not the answer, failed."""
+    words = " ".join(str(error).split())[:200]
+    return f"the grader failed on this submission ({type(error).__name__}{': ' + words if words else ''}); " \
+           "it scored 0: ask your instructor to look at it"
 
 
-def _take_slot(slots) -> None:
-    global _SLOT
-    _SLOT = slots.get()
-
-
-def grade_submission(task: GradeTask, slot: int | None = None) -> SubmissionOutcome:
-    """Grade every notebook of one submission. Never raises for anything the student did."""
+def grade_submission(task: GradeTask, slot: int = 0) -> SubmissionOutcome:
+    """Grade every notebook of one submission. Never raises for anything the student did:
+    whatever goes wrong while grading a notebook is that notebook's failure."""
     outcome = SubmissionOutcome(task.student, task.digest)
     for name, (label, raw) in task.files.items():
         spec = exercises.notebook_spec(name)
@@ -120,12 +129,26 @@ def grade_submission(task: GradeTask, slot: int | None = None) -> SubmissionOutc
                 what = f"notebook {found}" if found else "not a notebook of this course"
                 raise UnusableNotebook(f"{Path(label).name}: this is {what}, not {name}")
             graded = grade_notebook(nb, template, spec, seed=stable_seed(task.assignment, task.student, name, task.digest),
-                                    slot=_SLOT if slot is None else slot, limits=task.overrides.limits(spec))
+                                    slot=slot, limits=task.overrides.limits(spec))
         except UnusableNotebook as error:
             graded = unusable(spec, template, str(error))
+        except Exception as error:  # noqa: BLE001 - MemoryError, RecursionError, a bug: this submission's failure only
+            outcome.failure = outcome.failure or grader_failure(error)
+            outcome.status = "failed"
+            graded = unusable(spec, template, grader_failure(error))
         notes = list(task.problems) + graded.notes
         outcome.notebooks.append(NotebookOutcome(name, nbformat.writes(graded.notebook) if graded.notebook else None,
                                                  graded.exercises, notes, graded.seconds))
+    return outcome
+
+
+def failed_outcome(task: GradeTask, reason: str) -> SubmissionOutcome:
+    """0 points for every exercise of the submission, and ``reason`` in each one's feedback."""
+    outcome = SubmissionOutcome(task.student, task.digest, status="failed", failure=reason)
+    for name in task.files:
+        graded = unusable(exercises.notebook_spec(name), nbformat.reads(task.templates[name], as_version=4), reason)
+        outcome.notebooks.append(NotebookOutcome(name, nbformat.writes(graded.notebook), graded.exercises,
+                                                 list(task.problems) + graded.notes, 0.0))
     return outcome
 
 
@@ -161,7 +184,7 @@ def save(root: Path, db_url: str, assignment: str, outcome: SubmissionOutcome) -
             graded[nb.name] = nbformat.reads(nb.notebook_json, as_version=4)
     record(db_url, assignment, outcome.student, graded)
     manifest = {"student": outcome.student, "assignment": assignment, "digest": outcome.digest,
-                "score": outcome.score, "max_score": outcome.max_score,
+                "score": outcome.score, "max_score": outcome.max_score, "failure": outcome.failure,
                 "notebooks": [{"name": n.name, "score": n.score, "max_score": n.max_score, "notes": n.notes,
                                "seconds": round(n.seconds, 2), "exercises": [asdict(e) for e in n.exercises]}
                               for n in outcome.notebooks]}
@@ -234,29 +257,84 @@ def _jobs(jobs: int | None) -> int:
     return max(1, jobs or os.cpu_count() or 1)
 
 
+WORKER_ATTEMPTS = 2  # a submission that kills its worker is tried once more, then recorded as failed
+
+
 def _local_runner(jobs: int | None):
+    """Grades each submission in a worker process of its own, ``jobs`` at a time.
+
+    A pool of long-lived workers would lose every submission in flight when one of them
+    dies; one process per submission knows exactly which submission its death belongs to.
+    The forkserver starts each one with the grader already imported.
+    """
     jobs = _jobs(jobs)
 
     def run(tasks):
-        if jobs == 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield grade_submission(task, slot=0)
-            return
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["grader.autograde"])  # workers start with the grader imported
-        slots = context.Queue()
-        for slot in range(jobs):
-            slots.put(slot)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot,
-                                 initargs=(slots,)) as pool:
-            futures = [pool.submit(grade_submission, task) for task in tasks]
-            for future in as_completed(futures):
-                yield future.result()
+        context.set_forkserver_preload(["grader.autograde"])
+        waiting = deque((task, 1) for task in tasks)
+        free_slots = list(range(jobs - 1, -1, -1))
+        next_slot = jobs
+        running: dict = {}  # receiving end of the pipe -> (process, task, attempt, slot)
+        try:
+            while waiting or running:
+                while waiting and free_slots:
+                    task, attempt = waiting.popleft()
+                    slot = free_slots.pop()
+                    receiver, sender = context.Pipe(duplex=False)
+                    process = context.Process(target=_grade_in_worker, args=(task, slot, sender), daemon=True)
+                    process.start()
+                    sender.close()
+                    running[receiver] = (process, task, attempt, slot)
+                for receiver in multiprocessing.connection.wait(list(running)):
+                    process, task, attempt, slot = running.pop(receiver)
+                    try:
+                        outcome = receiver.recv()
+                    except (EOFError, OSError):  # the worker died before it answered
+                        outcome = None
+                    receiver.close()
+                    process.join()
+                    if outcome is not None:
+                        free_slots.append(slot)
+                        yield outcome
+                        continue
+                    # Its sandbox may outlive it under this slot's uid: give the next one a new uid.
+                    free_slots.append(next_slot)
+                    next_slot += 1
+                    reason = _worker_death(process.exitcode)
+                    if attempt < WORKER_ATTEMPTS:
+                        waiting.appendleft((task, attempt + 1))
+                    else:
+                        yield failed_outcome(task, f"grading this submission stopped its worker process "
+                                                   f"{attempt} times ({reason}); it scored 0: ask your "
+                                                   "instructor to look at it")
+        finally:
+            for process, *_ in running.values():
+                process.kill()
     return run
 
 
+def _grade_in_worker(task: GradeTask, slot: int, sender) -> None:
+    try:
+        outcome = grade_submission(task, slot=slot)
+    except Exception as error:  # noqa: BLE001 - not even the failure of one notebook could be recorded
+        outcome = failed_outcome(task, grader_failure(error))
+    sender.send(outcome)
+    sender.close()
+
+
+def _worker_death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
 def _from_manifest(manifest: dict) -> SubmissionOutcome:
-    outcome = SubmissionOutcome(manifest["student"], manifest["digest"], status="unchanged")
+    outcome = SubmissionOutcome(manifest["student"], manifest["digest"], status="unchanged",
+                                failure=str(manifest.get("failure") or ""))
     for nb in manifest["notebooks"]:
         outcome.notebooks.append(NotebookOutcome(nb["name"], None, [ExerciseResult(**e) for e in nb["exercises"]],
                                                  nb["notes"], nb.get("seconds", 0.0)))

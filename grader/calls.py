@@ -61,7 +61,8 @@ def call_in_process(fn, fn_name: str, call: Call) -> dict:
         kwargs = {k: harness.build_argument(v, arrays) for k, v in spec["kwargs"].items()}
         probe_args = {k: np.array(arrays[v]) for k, v in spec["probe_args"].items()}
         result = fn(*args, **kwargs)
-        return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args)}
+        again = harness.call_again(fn, spec, arrays)
+        return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args, again)}
     except Exception as exc:  # the learner's exception is the verdict, not a crash of the check
         error = {"ename": type(exc).__name__, "evalue": str(exc)}
         if isinstance(exc, NameError) and getattr(exc, "name", None):

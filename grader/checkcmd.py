@@ -37,8 +37,14 @@ def run(path: str, as_json: bool = False, seed: int | None = None) -> int:
         print(f"grader check: {error}", file=sys.stderr)
         return 2
     root = find_root(notebook_path.parent)
-    graded = grade_notebook(nb, release_notebook(root, name), exercises.notebook_spec(name),
-                            seed=secrets.randbits(63) if seed is None else seed)
+    try:
+        graded = grade_notebook(nb, release_notebook(root, name), exercises.notebook_spec(name),
+                                seed=secrets.randbits(63) if seed is None else seed)
+    except Exception as error:  # noqa: BLE001 - the grader's failure, never the learner's: one line, no traceback
+        words = " ".join(str(error).split())[:200]
+        print(f"grader check: {notebook_path}: the grader failed ({type(error).__name__}"
+              f"{': ' + words if words else ''})", file=sys.stderr)
+        return 2
     if as_json:
         print(json.dumps({"notebook": name, "score": graded.score, "max_score": graded.max_score,
                           "exercises": [{"name": e.name, "points": e.points, "max_points": e.max_points,

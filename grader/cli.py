@@ -47,13 +47,19 @@ def _autograde(args) -> int:
         return 2
     if args.json:
         print(json.dumps([{"student": o.student, "score": o.score, "max_score": o.max_score, "status": o.status,
-                           "notes": o.notes} for o in outcomes], indent=2))
+                           "notes": o.notes, "failure": o.failure} for o in outcomes], indent=2))
     else:
         rows = [("student", "score", "status", "notes")]
         rows += [(o.student, f"{o.score:g}/{o.max_score}", o.status, "; ".join(o.notes)) for o in outcomes]
         _print_table(rows)
-        graded = sum(o.status == "graded" for o in outcomes)
+        graded = sum(o.status in ("graded", "failed") for o in outcomes)
         print(f"{len(outcomes)} submissions: {graded} graded now, {len(outcomes) - graded} unchanged since last run")
+    failed = [o for o in outcomes if o.failure]
+    if failed:
+        print(f"grader autograde: the grader failed on {len(failed)} submission(s), recorded with 0 points: "
+              + "; ".join(f"{o.student}: {o.failure}" for o in failed[:3]) + ("; ..." if len(failed) > 3 else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -115,7 +115,7 @@ def build_argument(spec, arrays):
 
 # --- probes: how a result that is not plain numbers is read ------------------------------
 
-def _probe_torch_grads(result, args, kwargs, probe_args):
+def _probe_torch_grads(result, args, kwargs, probe_args, again):
     """The result, plus the .grad of every trainable torch tensor argument (after backward())."""
     flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()} if result is not None else {}
     for name, value in _tensor_arguments(args, kwargs):
@@ -125,7 +125,7 @@ def _probe_torch_grads(result, args, kwargs, probe_args):
     return flat
 
 
-def _probe_arguments_after(result, args, kwargs, probe_args):
+def _probe_arguments_after(result, args, kwargs, probe_args, again):
     """The result, plus every tensor argument's value after the call (in-place updates)."""
     flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()} if result is not None else {}
     for name, value in _tensor_arguments(args, kwargs):
@@ -133,7 +133,7 @@ def _probe_arguments_after(result, args, kwargs, probe_args):
     return flat
 
 
-def _probe_model(result, args, kwargs, probe_args):
+def _probe_model(result, args, kwargs, probe_args, again):
     """A Keras model or torch module: its parameters in order, and its output on probe_args['x']."""
     model = result[0] if isinstance(result, (tuple, list)) else result
     flat = {}
@@ -165,17 +165,62 @@ def _tensor_arguments(args, kwargs):
             yield str(name), value
 
 
+def _probe_inputs_after(result, args, kwargs, probe_args, again):
+    """The result, plus every NumPy array argument after the call: the trusted side compares
+    them with the arrays it sent, to see whether the function changed its inputs."""
+    flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()}
+    for name, value in array_arguments(list(enumerate(args)) + list(kwargs.items())):
+        flat[f"after.{name}"] = to_array(value)
+    return flat
+
+
+def array_arguments(items, prefix=""):
+    for name, value in items:
+        if isinstance(value, np.ndarray):
+            yield f"{prefix}{name}", value
+        elif isinstance(value, dict):
+            yield from array_arguments(value.items(), f"{prefix}{name}.")
+        elif isinstance(value, (list, tuple)):
+            yield from array_arguments(enumerate(value), f"{prefix}{name}.")
+
+
+def _probe_reseeded(result, args, kwargs, probe_args, again):
+    """The result, the result of the same call again ("again.0") and of the call with
+    probe_args["other"] in place of argument probe_args["position"] ("again.1"): the trusted
+    side checks that the same seed repeats the result and another seed changes it."""
+    flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()}
+    replacements = (None, (int(probe_args["position"]), probe_args["other"].item()))
+    for i, replacement in enumerate(replacements):
+        for k, v in flatten_result(again(replacement)).items():
+            flat[f"again.{i}.{k}" if k else f"again.{i}"] = v
+    return flat
+
+
 PROBES = {
     "torch_grads": _probe_torch_grads,
     "arguments_after": _probe_arguments_after,
     "model": _probe_model,
+    "inputs_after": _probe_inputs_after,
+    "reseeded": _probe_reseeded,
 }
 
 
-def read_result(result, args, kwargs, probe, probe_args) -> dict[str, np.ndarray]:
+def read_result(result, args, kwargs, probe, probe_args, again=None) -> dict[str, np.ndarray]:
+    """The result as {path: array}; ``again(replacement)`` calls the function once more on
+    fresh copies of the arguments, with ``replacement`` = (position, value) or None."""
     if probe is None:
         return flatten_result(result)
-    return PROBES[probe](result, args, kwargs, probe_args)
+    return PROBES[probe](result, args, kwargs, probe_args, again)
+
+
+def call_again(fn, call, arrays):
+    """``again`` for read_result: the same call on fresh arguments, one of them replaced."""
+    def again(replacement):
+        args = [build_argument(a, arrays) for a in call["args"]]
+        if replacement is not None:
+            args[replacement[0]] = replacement[1]
+        return fn(*args, **{k: build_argument(v, arrays) for k, v in call["kwargs"].items()})
+    return again
 
 
 # --- running the notebook -----------------------------------------------------------------
@@ -291,7 +336,7 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             signal.setitimer(signal.ITIMER_REAL, call["timeout"])
             try:
                 result = fn(*args, **kwargs)
-                flat = read_result(result, args, kwargs, call.get("probe"), probe_args)
+                flat = read_result(result, args, kwargs, call.get("probe"), probe_args, call_again(fn, call, arrays))
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             keys = sorted(flat)

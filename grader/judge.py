@@ -5,11 +5,11 @@ trusted grading process, so a learner and an instructor always see the same hint
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .harness import flatten_result
+from .harness import array_arguments, flatten_result
 from .spec import Call, Exercise, Function, Tensor
 
 Outputs = dict[str, np.ndarray]
@@ -28,9 +28,12 @@ SANDBOX_FAILURES = {"ProcessDied", "TimeLimitExceeded", "NotRun", "ResultError",
 
 
 def plain(value):
-    """An argument as the oracle sees it: tensors become arrays, named functions stay specs."""
+    """An argument as the oracle sees it: tensors become arrays, named functions stay specs.
+    Arrays are copies, so an oracle or a mistake that works in place never changes a call."""
     if isinstance(value, Tensor):
-        return value.value
+        return np.array(value.value)
+    if isinstance(value, np.ndarray):
+        return value.copy()
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -65,7 +68,10 @@ def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> V
     """
     generic: str | None = None
     for call, result in zip(calls, results):
-        hint, recognised = _judge_one(exercise, call, result)
+        try:
+            hint, recognised = _judge_one(exercise, call, result)
+        except Exception as error:  # noqa: BLE001 - a result no judge foresaw fails this call, not the grading
+            hint, recognised = f"the result could not be judged ({type(error).__name__}).", False
         if recognised:  # a catalogued mistake is the most useful thing to say
             return Verdict(False, hint)
         generic = generic or hint
@@ -77,6 +83,8 @@ def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None
     if "error" in result:
         return error_hint(result["error"]), False
     outputs = result["outputs"]
+    if call.probe in ("inputs_after", "reseeded"):
+        return _judge_requirement(exercise, call, outputs)
     if exercise.judge is not None:
         return exercise.judge(call, outputs), False
     problem = compare(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol)
@@ -84,6 +92,41 @@ def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None
         return None, False
     mistake = recognise_mistake(exercise, call, outputs)
     return (mistake, True) if mistake else (problem, False)
+
+
+def _judge_requirement(exercise: Exercise, call: Call, outputs: Outputs) -> tuple[str | None, bool]:
+    """The result judged as usual, then a requirement checked here from returned arrays:
+    the inputs after the call equal those sent ("inputs_after"), or the same seed repeats
+    the result and another seed changes it ("reseeded")."""
+    hint, recognised = _judge_one(exercise, replace(call, probe=None, probe_args={}),
+                                  {"outputs": _part(outputs, "result")})
+    if hint is not None:
+        return hint, recognised
+    if call.probe == "inputs_after":
+        sent = dict(array_arguments([(str(i), plain(a)) for i, a in enumerate(call.args)]
+                                    + [(k, plain(v)) for k, v in call.kwargs.items()]))
+        after = _part(outputs, "after")
+        if after.keys() != sent.keys() or not all(_identical(after[k], sent[k]) for k in sent):
+            return exercise.keeps_inputs or "the function changed its input arrays; leave them unchanged.", True
+        return None, False
+    first, same, other = (_part(outputs, p) for p in ("result", "again.0", "again.1"))
+    repeats = first.keys() == same.keys() and all(_identical(first[k], same[k]) for k in first)
+    varies = first.keys() != other.keys() or not all(_identical(first[k], other[k]) for k in first)
+    if not (repeats and varies):
+        return exercise.rng_only or "use only the given generator for randomness.", True
+    return None, False
+
+
+def _part(outputs: Outputs, prefix: str) -> Outputs:
+    """The outputs under ``prefix`` (as the probe named them), with the prefix taken off."""
+    return {key[len(prefix) + 1:]: value for key, value in outputs.items() if key.startswith(prefix + ".")} | (
+        {"": outputs[prefix]} if prefix in outputs else {})
+
+
+def _identical(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and _numeric(a) and _numeric(b) and bool(
+        np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
 
 
 def recognise_mistake(exercise: Exercise, call: Call, outputs: Outputs) -> str | None:

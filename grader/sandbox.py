@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
+import struct
 import os
 import resource
 import shutil
@@ -25,10 +27,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 HERE = Path(__file__).resolve().parent
 SANDBOX_UID_BASE = 61000  # job slot N runs as uid 61000 + N: slots cannot signal or starve each other
@@ -41,6 +45,8 @@ class Limits:
     memory_bytes: int = 6 << 30
     processes: int = 512
     file_bytes: int = 64 << 20
+    result_bytes: int = 16 << 20  # one call's arrays, as declared in their headers; see read_results
+    results_total_bytes: int = 256 << 20  # all calls' arrays together, in the trusted process
     output_chars: int = 20_000
     max_restarts: int = 6
     threads: int = 0  # math-library threads per notebook (0: one per core); see thread_env
@@ -294,7 +300,10 @@ def _collect(events: list[dict], work: Path, limits: Limits, result: RunResult) 
             if not event.get("ok"):
                 result.calls[index] = {"error": error or {"ename": "Error", "evalue": ""}}
                 continue
-            result.calls[index] = _load_outputs(work / "out" / f"{index}.npz", event.get("keys"), limits)
+            used = sum(array.nbytes for i, call in result.calls.items() if i != index
+                       for array in call.get("outputs", {}).values())
+            result.calls[index] = _load_outputs(work / "out" / f"{index}.npz", event.get("keys"), limits,
+                                                budget=max(0, limits.results_total_bytes - used))
 
 
 def read_regular_file(path: Path, limit: int, offset: int = 0) -> bytes | None:
@@ -324,21 +333,103 @@ def read_regular_file(path: Path, limit: int, offset: int = 0) -> bytes | None:
         os.close(fd)
 
 
-def _load_outputs(path: Path, keys, limits: Limits) -> dict:
-    """Numbers only: no pickle, a size cap, and keys that match what the harness announced."""
-    bad = {"error": {"ename": "ResultError", "evalue": "the result could not be read back as numbers"}}
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        return bad
-    raw = read_regular_file(path, limits.file_bytes + 1)
-    if raw is None or len(raw) > limits.file_bytes:
-        return bad
+UNREADABLE = {"error": {"ename": "ResultError", "evalue": "the result could not be read back as numbers"}}
+MAX_RESULT_ARRAYS = 4096
+_END_OF_CENTRAL_DIRECTORY = struct.Struct("<4s4H2LH")
+
+
+def _load_outputs(path: Path, keys, limits: Limits, budget: int | None = None) -> dict:
+    """{"outputs": {key: array}} for the arrays the harness announced as ``keys``, or UNREADABLE.
+
+    The sandbox (and any learner code that replaced the harness's writer) wrote the file, so
+    every size in it is a claim: see ``read_results``. ``budget`` caps the bytes of this call's
+    arrays (by default ``limits.result_bytes``).
+    """
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > MAX_RESULT_ARRAYS:
+        return UNREADABLE
+    budget = limits.result_bytes if budget is None else min(budget, limits.result_bytes)
+    # Stored members hold exactly their arrays' bytes plus small headers: a valid result of
+    # ``budget`` bytes is never much larger than that, so reading more is never needed.
+    cap = min(limits.file_bytes, budget + 4096 + 512 * len(keys))
+    raw = read_regular_file(path, cap + 1)
+    if raw is None or len(raw) > cap:
+        return UNREADABLE
+    arrays = read_results(raw, len(keys), budget)
+    if arrays is None:
+        return UNREADABLE
+    return {"outputs": dict(zip(keys, arrays))}
+
+
+def read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | None:
+    """The arrays a0..a{count-1} of an .npz held in ``raw``, or None if it breaks any rule.
+
+    Every size is known before anything is allocated: the archive must list exactly ``count``
+    members named a0.npy ... (no others, no duplicates), each stored uncompressed (so no member
+    can inflate), each holding one .npy header whose dtype is plain numbers (bool, integer or
+    float: never objects, so never pickle) and whose shape times item size fits what is left
+    of ``budget``; the member's size must be exactly that header plus those bytes, and only
+    those bytes are read.
+    """
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            if sorted(data.files) != sorted(f"a{i}" for i in range(len(keys))):
-                return bad
-            outputs = {key: data[f"a{i}"] for i, key in enumerate(keys)}
-    except (OSError, ValueError, KeyError):
-        return bad
-    if any(a.dtype.kind not in "biuf" for a in outputs.values()):
-        return bad
-    return {"outputs": outputs}
+        return _read_results(raw, count, budget)
+    except Exception:  # noqa: BLE001 - whatever a forged archive makes the parser raise, it is unreadable
+        return None
+
+
+def _read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | None:
+    # The end-of-central-directory record says how many members the archive lists; checking
+    # it first keeps zipfile from building an index of a million forged entries.
+    if len(raw) < _END_OF_CENTRAL_DIRECTORY.size:
+        return None
+    signature, _, _, on_disk, total, _, _, comment = _END_OF_CENTRAL_DIRECTORY.unpack(
+        raw[-_END_OF_CENTRAL_DIRECTORY.size:])
+    if signature != b"PK\x05\x06" or comment != 0 or on_disk != count or total != count:
+        return None
+    names = [f"a{i}.npy" for i in range(count)]
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        members = archive.infolist()
+        if sorted(m.filename for m in members) != sorted(names):
+            return None
+        by_name = {m.filename: m for m in members}
+        left = budget
+        arrays = []
+        for name in names:
+            member = by_name[name]
+            if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size \
+                    or member.flag_bits & 0x1:  # encrypted
+                return None
+            with archive.open(member) as stream:
+                array = _read_npy(stream, member.file_size, left)
+            if array is None:
+                return None
+            left -= array.nbytes
+            arrays.append(array)
+    return arrays
+
+
+def _read_npy(stream, size: int, budget: int) -> np.ndarray | None:
+    """One .npy member of ``size`` bytes whose array fits ``budget`` bytes, or None."""
+    version = npy_format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
+    else:
+        return None
+    header = stream.tell() if hasattr(stream, "tell") else None
+    if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        return None
+    if not isinstance(shape, tuple) or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
+        return None
+    nbytes = math.prod(shape) * dtype.itemsize  # Python integers: a forged shape cannot overflow
+    if nbytes > budget or header is None or header + nbytes != size:
+        return None
+    array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8)) if array.size else memoryview(b"")
+    done = 0
+    while done < nbytes:
+        got = stream.readinto(view[done:])
+        if not got:
+            return None  # truncated: fewer bytes than the header declared
+        done += got
+    return array

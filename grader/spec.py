@@ -44,12 +44,15 @@ class Call:
 
     ``probe`` names a harness-side conversion of the result when it is not plain numbers
     (for example a Keras model, from which the probe reads weights and outputs).
+    ``held_out`` is data for the judge alone (a trained model's test set): it never crosses
+    into the sandbox, and nothing that does lets the learner's code rebuild it.
     """
 
     args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     probe: str | None = None
     probe_args: dict[str, np.ndarray] = field(default_factory=dict)
+    held_out: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class Exercise:
     answer is judged by a property rather than by equality (training reaches a loss, a
     mini-batch iterator covers every row once) give ``judge``, which returns ``None`` when the
     output is right and a hint otherwise.
+
+    ``trusts`` says, in a sentence, which returned arrays the verdict rests on and why they can
+    be believed: everything the sandbox returns is a claim, so each judged number is either
+    recomputed here from returned arrays or checked to be consistent with them.
+    ``keeps_inputs`` is the hint for an answer that changes its argument arrays, checked on the
+    calls with the "inputs_after" probe; ``rng_only`` the hint for one whose randomness does not
+    come from its generator argument alone, checked on the calls with the "reseeded" probe.
     """
 
     name: str
@@ -94,6 +104,19 @@ class Exercise:
     rtol: float = 1e-5
     atol: float = 1e-7
     call_timeout: float = 30.0
+    trusts: str = ""
+    keeps_inputs: str = ""
+    rng_only: str = ""
+
+    @property
+    def trust(self) -> str:
+        """What the verdict rests on (``trusts``, or the rule for exercises judged by an oracle)."""
+        if self.trusts:
+            return self.trusts
+        if self.expected is not None:
+            return ("the returned arrays only: each is compared with the oracle's answer, computed here from "
+                    "the inputs that were sent.")
+        return ""
 
     @property
     def answer_id(self) -> str:

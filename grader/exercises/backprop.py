@@ -146,6 +146,23 @@ _SCE_CELL = """def softmax_cross_entropy_grad(logits, y_onehot):
     return {result}
 """
 
+def rows_far_apart(rng, n_classes: int) -> np.ndarray:
+    """Logits whose rows sit at wildly different scales (one near 900, one near 0): a
+    softmax shifted by the matrix's maximum instead of each row's underflows to 0/0 there."""
+    return np.stack([normal(rng, n_classes, scale=3.0) + 900.0, normal(rng, n_classes, scale=3.0),
+                     normal(rng, n_classes, scale=3.0) - 40.0])
+
+
+ROW_WISE_MAX = ("subtract each row's maximum, logits.max(axis=1, keepdims=True), not the maximum of the whole "
+                "matrix: a row far below the largest one underflows to exp(-900) = 0 and gives 0/0 = NaN.")
+
+
+def _sce_grad_matrix_max(z, y):
+    with np.errstate(all="ignore"):
+        e = np.exp(z - z.max())
+        return (e / e.sum(axis=1, keepdims=True) - y) / z.shape[0]
+
+
 softmax_cross_entropy_grad = Exercise(
     name="softmax_cross_entropy_grad", points=2, title="Gradient of softmax + cross-entropy",
     visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))),
@@ -154,6 +171,7 @@ softmax_cross_entropy_grad = Exercise(
         Call((normal(rng, 8, 5, scale=2.0), one_hot(rng, 8, 5))),
         Call((normal(rng, 6, 3, scale=4.0) + 600.0, one_hot(rng, 6, 3))),
         Call((normal(rng, 4, 10, dtype=np.float32), one_hot(rng, 4, 10).astype(np.float32))),
+        Call((rows_far_apart(rng, 4), one_hot(rng, 3, 4))),
     ],
     expected=oracles.softmax_cross_entropy_grad,
     mistakes=(
@@ -166,6 +184,10 @@ softmax_cross_entropy_grad = Exercise(
         Mistake("apply softmax first: the gradient is (softmax(logits) - y) / n, with probabilities, not raw logits.",
                 wrong=lambda z, y: (z - y) / z.shape[0],
                 inject=_SCE_CELL.format(result="(logits - y_onehot) / logits.shape[0]")),
+        Mistake(ROW_WISE_MAX, wrong=_sce_grad_matrix_max,
+                inject="def softmax_cross_entropy_grad(logits, y_onehot):\n    shifted = logits - logits.max()\n"
+                       "    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)\n"
+                       "    return (p - y_onehot) / logits.shape[0]\n"),
     ),
     rtol=BACKWARD_RTOL, atol=BACKWARD_ATOL,
 )

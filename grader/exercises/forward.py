@@ -56,6 +56,29 @@ def _softmax_sum_without_keepdims(z):
     return e / e.sum(axis=1)  # broadcasts the row sums across columns when z is square
 
 
+def rows_far_apart(rng, n_classes: int) -> np.ndarray:
+    """Logits whose rows sit at wildly different scales (one near 900, one near 0): shifted by
+    the matrix's maximum instead of each row's, a row underflows to 0/0 = NaN."""
+    return np.stack([normal(rng, n_classes, scale=3.0) + 900.0, normal(rng, n_classes, scale=3.0),
+                     normal(rng, n_classes, scale=3.0) - 40.0])
+
+
+ROW_WISE_MAX = ("subtract each row's maximum, z.max(axis=1, keepdims=True), not the maximum of the whole matrix: "
+                "a row far below the largest one underflows to exp(-900) = 0 and gives 0/0 = NaN.")
+
+
+def _softmax_matrix_max(z):
+    with np.errstate(all="ignore"):
+        e = np.exp(z - z.max())
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _cross_entropy_matrix_max(z, y):
+    with np.errstate(all="ignore"):
+        shifted = z - z.max()
+        return -np.sum(y * (shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))) / z.shape[0]
+
+
 softmax = Exercise(
     name="softmax", points=2, title="Softmax (row-wise, numerically stable)",
     visible_calls=lambda: [Call((np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]),)),
@@ -65,6 +88,7 @@ softmax = Exercise(
         Call((normal(rng, 4, 4, scale=2.0),)),            # square: exposes wrong broadcasting
         Call((normal(rng, 3, 5, scale=5.0) + 800.0,)),    # large logits: exposes overflow
         Call((normal(rng, 5, 3).astype(np.float32),)),
+        Call((rows_far_apart(rng, 5),)),
     ],
     expected=oracles.softmax,
     mistakes=(
@@ -82,6 +106,8 @@ softmax = Exercise(
                 wrong=_softmax_sum_without_keepdims,
                 inject="def softmax(z):\n    e = np.exp(z - z.max(axis=1, keepdims=True))\n"
                        "    return e / e.sum(axis=1)\n"),
+        Mistake(ROW_WISE_MAX, wrong=_softmax_matrix_max,
+                inject="def softmax(z):\n    e = np.exp(z - z.max())\n    return e / e.sum(axis=1, keepdims=True)\n"),
     ),
 )
 
@@ -146,9 +172,16 @@ cross_entropy = Exercise(
         Call((normal(rng, 8, 5, scale=2.0), one_hot(rng, 8, 5))),
         Call((normal(rng, 6, 3, scale=4.0) + 600.0, one_hot(rng, 6, 3))),
         Call((np.array([[900.0, -900.0, 0.0], [0.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))),
+        Call((rows_far_apart(rng, 4), one_hot(rng, 3, 4))),
     ],
     expected=oracles.cross_entropy,
     mistakes=(
+        # Before the naive softmax: on the call with rows at 900 and 0 both return NaN, and
+        # only this one gives the right answer on every other call.
+        Mistake(ROW_WISE_MAX, wrong=_cross_entropy_matrix_max,
+                inject="def cross_entropy(logits, y_onehot):\n    z = logits - logits.max()\n"
+                       "    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
+                       "    return -np.sum(y_onehot * log_p) / logits.shape[0]\n"),
         Mistake("cross_entropy returned inf or nan on large logits: use the stable log-softmax "
                 "z - max(z) - log(sum(exp(z - max(z)))) instead of log(softmax(z)).",
                 wrong=_naive_cross_entropy,

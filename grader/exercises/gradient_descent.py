@@ -22,13 +22,29 @@ def _small_params(rng):
     return {"W": normal(rng, 3, 2), "b": normal(rng, 2)}
 
 
+SGD_KEEPS_INPUTS = ("sgd_step must leave params and grads unchanged (the learning-rate experiment restarts from "
+                    "the same weights): return a new dict {name: params[name] - lr * grads[name]} instead of "
+                    "updating the arrays in place with -=.")
+
+
+def _sgd_step_in_place(params, grads, lr):
+    """Right values, but the caller's arrays change: named by the "inputs_after" check."""
+    for name in params:
+        params[name] -= lr * grads[name]
+    return params
+
+
 sgd_step = Exercise(
     name="sgd_step", points=1, title="One gradient-descent step",
     visible_calls=lambda: [Call(({"W": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([0.5, -0.5])},
                                  {"W": np.array([[0.1, -0.2], [0.3, 0.0]]), "b": np.array([1.0, -1.0])}, 0.1))],
     hidden_calls=lambda rng: [Call((params_10_20_5(rng), params_10_20_5(rng), 0.05)),
-                              Call((_small_params(rng), _small_params(rng), 0.3))],
+                              Call((_small_params(rng), _small_params(rng), 0.3)),
+                              Call((_small_params(rng), _small_params(rng), 0.1), probe="inputs_after")],
     expected=oracles.sgd_step,
+    trusts="the returned arrays, compared with the oracle's; on the 'inputs_after' call also the arguments as "
+           "they were after the call, compared here with the arrays that were sent.",
+    keeps_inputs=SGD_KEEPS_INPUTS,
     mistakes=(
         Mistake("gradient descent goes downhill: W_new = W_old - lr * grad (yours adds the gradient).",
                 wrong=lambda p, g, lr: {k: p[k] + lr * g[k] for k in p},
@@ -45,6 +61,9 @@ sgd_step = Exercise(
         Mistake("return the new parameters W - lr * grad, not only the step lr * grad.",
                 wrong=lambda p, g, lr: {k: lr * g[k] for k in p},
                 inject="def sgd_step(params, grads, lr):\n    return {name: lr * grads[name] for name in params}\n"),
+        Mistake(SGD_KEEPS_INPUTS, wrong=_sgd_step_in_place,
+                inject="def sgd_step(params, grads, lr):\n    for name in params:\n"
+                       "        params[name] -= lr * grads[name]\n    return params\n"),
     ),
 )
 
@@ -67,6 +86,8 @@ BATCHES_SIZES = "every batch must have batch_size rows, except possibly the last
 BATCHES_NOT_SHUFFLED = "the rows come in their original order: shuffle them (rng.permutation) before cutting batches."
 BATCHES_FIXED = ("shuffle the rows, not only the order of the batches: with fixed batches every epoch "
                  "sees the same groups of rows.")
+BATCHES_RNG_ONLY = ("use only rng for randomness (rng.permutation(n)), not np.random's global functions or a seed "
+                    "of your own: the same rng seed must give the same batches, and another seed other batches.")
 
 
 def _pairs(outputs: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]] | None:
@@ -148,6 +169,11 @@ def _separate_shuffles(x, y, batch_size, rng):
     return _batches(x, y, batch_size, np.arange(len(x)))
 
 
+def _global_shuffle(x, y, batch_size, rng):
+    """Valid batches, shuffled with NumPy's global state: named by the "reseeded" check."""
+    return _batches(x, y, batch_size, np.random.permutation(len(x)))
+
+
 def _shuffled_batch_order(x, y, batch_size, rng):
     batches = _batches(x, y, batch_size, np.arange(len(x)))
     return [batches[i] for i in np.random.default_rng(rng).permutation(len(batches))]
@@ -167,13 +193,24 @@ def _distinct_rows(rng, n, d, k):
     return normal(rng, n, d), normal(rng, n, k)
 
 
+def _reseeded_call(rng):
+    """A call that the harness repeats with the same seed and once with another one."""
+    seed, other = (int(s) for s in rng.choice(1 << 30, size=2, replace=False))
+    return Call((*_distinct_rows(rng, 40, 3, 1), 8, seed), probe="reseeded",
+                probe_args={"position": np.array(3), "other": np.array(other)})
+
+
 iterate_minibatches = Exercise(
     name="iterate_minibatches", points=2, title="Shuffled mini-batches",
     visible_calls=lambda: [Call((*_distinct_rows(np.random.default_rng(5), 10, 3, 2), 4, 0))],
     hidden_calls=lambda rng: [Call((*_distinct_rows(rng, 103, 4, 2), 16, int(rng.integers(1 << 30)))),
                               Call((*_distinct_rows(rng, 64, 3, 1), 64, int(rng.integers(1 << 30)))),
-                              Call((*_distinct_rows(rng, 50, 2, 3), 7, int(rng.integers(1 << 30))))],
+                              Call((*_distinct_rows(rng, 50, 2, 3), 7, int(rng.integers(1 << 30)))),
+                              _reseeded_call(rng)],
     judge=judge_minibatches,
+    trusts="the returned batches, each row identified here among the rows of x that were sent; on the "
+           "'reseeded' call also the batches of the same call repeated and of another seed, compared here.",
+    rng_only=BATCHES_RNG_ONLY,
     mistakes=(
         Mistake(BATCHES_DROP_LAST, wrong=_drops_last,
                 inject=_minibatch_cell("order = rng.permutation(len(x))\n"
@@ -194,6 +231,10 @@ iterate_minibatches = Exercise(
                 inject=_minibatch_cell("batches = [(x[s:s + batch_size], y[s:s + batch_size])\n"
                                        "           for s in range(0, len(x), batch_size)]\n"
                                        "return [batches[i] for i in rng.permutation(len(batches))]")),
+        Mistake(BATCHES_RNG_ONLY, wrong=_global_shuffle,
+                inject=_minibatch_cell("order = np.random.permutation(len(x))\n"
+                                       "return [(x[order[s:s + batch_size]], y[order[s:s + batch_size]])\n"
+                                       "        for s in range(0, len(x), batch_size)]")),
     ),
 )
 
@@ -205,6 +246,11 @@ iterate_minibatches = Exercise(
 
 REGRESSION = {"lr": 0.2, "epochs": 100, "batch_size": 32, "n": 256, "noise": 0.1}
 REGRESSION_TARGET_MSE = 0.08  # correct runs end near 0.03-0.045; full-batch descent near 0.11-0.15
+# On 1,024 held-out rows of the same teacher (never sent into the sandbox): correct runs
+# score 0.05-0.09, full-batch descent 0.10-0.18 (36 draws each, measured with reference_train); the
+# training-loss target above still separates full-batch descent where the two overlap.
+REGRESSION_HELD_OUT = 1024
+REGRESSION_HELD_OUT_MSE = 0.11
 DIGITS = {"lr": 0.05, "epochs": 20, "batch_size": 16, "hidden": 64}
 DIGITS_TARGET_ACCURACY = 0.95  # correct runs reach 0.964-0.98 on the held-out quarter
 
@@ -223,23 +269,30 @@ TRAIN_TARGET_MISSED = ("after training, the model misses the target (see the not
                        "mini-batch, over all the mini-batches of every epoch.")
 
 
-def teacher_data(rng: np.random.Generator, n: int = REGRESSION["n"], noise: float = REGRESSION["noise"]):
-    """Inputs and noisy outputs of a fixed random 10-20-5 ReLU network (the "teacher")."""
+def teacher_data(rng: np.random.Generator, n: int = REGRESSION["n"], noise: float = REGRESSION["noise"],
+                 held_out: int = 0):
+    """Inputs and noisy outputs of a fixed random 10-20-5 ReLU network (the "teacher"); with
+    ``held_out``, also that many more rows of the same teacher, for the judge alone."""
     teacher = params_10_20_5(rng)
     teacher["W1"] *= np.sqrt(2.0)  # He scaling, so the hidden layer keeps the inputs' variance
     x = rng.standard_normal((n, 10))
-    return x, oracles.mlp_forward(x, teacher) + noise * rng.standard_normal((n, 5))
+    y = oracles.mlp_forward(x, teacher) + noise * rng.standard_normal((n, 5))
+    if not held_out:
+        return x, y
+    x_held_out = rng.standard_normal((held_out, 10))
+    return x, y, x_held_out, oracles.mlp_forward(x_held_out, teacher) + noise * rng.standard_normal((held_out, 5))
 
 
-@lru_cache(maxsize=1)
-def digits_split():
-    """Standardised digits: (x_train, y_train one-hot, x_test, labels_test); fixed split."""
+@lru_cache(maxsize=8)
+def digits_split(split_seed: int = 0):
+    """Standardised digits: (x_train, y_train one-hot, x_test, labels_test). The grader draws
+    ``split_seed`` itself and sends only the training part: the test part stays here."""
     from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     x_train, x_test, labels_train, labels_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target)
+        digits.data, digits.target, test_size=0.25, random_state=split_seed, stratify=digits.target)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1.0  # pixels that are always blank in the training set
     return (x_train - mean) / std, np.eye(10)[labels_train], (x_test - mean) / std, labels_test
@@ -251,17 +304,17 @@ def he_params(rng: np.random.Generator, n_in: int, n_hidden: int, n_out: int) ->
 
 
 def regression_call(rng):
-    x, y = teacher_data(rng)
+    x, y, x_held_out, y_held_out = teacher_data(rng, held_out=REGRESSION_HELD_OUT)
     args = (x, y, params_10_20_5(rng), REGRESSION["lr"], REGRESSION["epochs"], REGRESSION["batch_size"],
             int(rng.integers(1 << 30)))
-    return Call(args, {"loss": "mse"})
+    return Call(args, {"loss": "mse"}, held_out={"x": x_held_out, "y": y_held_out})
 
 
 def digits_call(rng):
-    x_train, y_train, _, _ = digits_split()
+    x_train, y_train, x_test, labels_test = digits_split(int(rng.integers(1 << 30)))
     params = he_params(rng, 64, DIGITS["hidden"], 10)
     args = (x_train, y_train, params, DIGITS["lr"], DIGITS["epochs"], DIGITS["batch_size"], int(rng.integers(1 << 30)))
-    return Call(args, {"loss": "cross_entropy"})
+    return Call(args, {"loss": "cross_entropy"}, held_out={"x": x_test, "labels": labels_test})
 
 
 def _model_loss(x, y, params, loss):
@@ -270,10 +323,12 @@ def _model_loss(x, y, params, loss):
 
 
 def _meets_target(call: Call, params, final_loss: float) -> bool:
+    """The judge's own forward pass of the returned parameters, on data the sandbox never saw."""
+    held_out = call.held_out
     if call.kwargs.get("loss", "mse") == "mse":
-        return final_loss < REGRESSION_TARGET_MSE
-    _, _, x_test, labels_test = digits_split()
-    accuracy = np.mean(np.argmax(oracles.mlp_forward(x_test, params), axis=1) == labels_test)
+        return final_loss < REGRESSION_TARGET_MSE and \
+            _model_loss(held_out["x"], held_out["y"], params, "mse") < REGRESSION_HELD_OUT_MSE
+    accuracy = np.mean(np.argmax(oracles.mlp_forward(held_out["x"], params), axis=1) == held_out["labels"])
     return accuracy >= DIGITS_TARGET_ACCURACY
 
 
@@ -362,6 +417,9 @@ train = Exercise(
     visible_calls=lambda: [regression_call(np.random.default_rng(11))],
     hidden_calls=lambda rng: [regression_call(rng), digits_call(rng)],
     judge=judge_train,
+    trusts="the returned parameters: the loss that history[-1] must equal and the targets (MSE on 1,024 held-out "
+           "rows of the same teacher, accuracy on held-out digits) come from the judge's own forward pass of "
+           "them, on data that never enters the sandbox.",
     mistakes=(
         Mistake(TRAIN_NO_UPDATE, wrong=lambda *a, **k: reference_train(*a, **k, update=False),
                 inject=_train_cell(update="sgd_step(params, grads, lr)")),

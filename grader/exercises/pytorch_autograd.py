@@ -197,6 +197,8 @@ make_mlp = Exercise(
     visible_calls=lambda: [_module_call(np.random.default_rng(53))],
     hidden_calls=lambda rng: [_module_call(rng)],
     judge=lambda call, outputs: module_problem(outputs, call.probe_args["x"]),
+    trusts="the parameters and the output on random probe inputs: the shapes must be the 10-20-5 network's and "
+           "the output must equal the judge's own forward pass of those parameters.",
     mistakes=(
         Mistake(MODULE_NO_RELU, wrong=_unused,
                 inject=_MODULE_CELL.format(bias="", forward="self.output(self.hidden(x))")),
@@ -207,21 +209,29 @@ make_mlp = Exercise(
     ),
 )
 
-# --- train_digits -----------------------------------------------------------------------
+# --- train_digits ---------------------------------------------------------------------
 #
 # scikit-learn's bundled digits (nothing is downloaded), split and standardised as in
-# notebook 03; the call's seed picks the split, so the judge knows the held-out labels
-# without sending them into the sandbox.
+# notebook 03. The split is drawn here from the grading seed and never leaves this process:
+# the learner's code receives the training images only, and its ``seed`` argument (for
+# torch.manual_seed) says nothing about the split. The judge does not believe the module's
+# own outputs: it reads the parameters, checks from their shapes that they are the notebook's
+# 64-64-10 network, checks the module's output on random probe inputs against its own
+# forward pass of those parameters (so the module is that network, with its ReLU), and
+# measures the accuracy of its own forward pass on the held-out images. A "model" that looks
+# answers up (nearest training image, memorised labels) has no such parameters and fails.
 
 DIGITS_TARGET_ACCURACY = 0.95  # correct runs (the notebook's recipe) reach 0.96-0.98
-DIGITS_OUTPUT = ("the model must map standardised images of shape (n, 64) to 10 logits per image, "
-                 "shape (n, 10); return it on the CPU (model.cpu()).")
+DIGITS_SHAPES = ((64, 64), (64,), (10, 64), (10,))
+DIGITS_OUTPUT = ("the model must be nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), returned on the "
+                 "CPU (model.cpu()): expected parameters of shapes (64, 64), (64,), (10, 64), (10,) and 10 logits "
+                 "per image of shape (64,).")
 DIGITS_TARGET = ("the test accuracy is below 0.95: train with torch.optim.SGD(model.parameters(), lr=0.1, "
                  "momentum=0.9) and F.cross_entropy on shuffled mini-batches of 32 for 20 epochs.")
 
 
 @lru_cache(maxsize=8)
-def digits_data(seed: int):
+def digits_data(split_seed: int):
     """(x_train, labels_train, x_test, labels_test): a stratified 75/25 split, standardised
     with the training set's statistics, float32 images and int64 labels."""
     from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
@@ -229,32 +239,47 @@ def digits_data(seed: int):
 
     digits = load_digits()
     x_train, x_test, labels_train, labels_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
+        digits.data, digits.target, test_size=0.25, random_state=split_seed, stratify=digits.target)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1.0  # pixels that are always blank in the training set
     return ((x_train - mean) / std).astype(np.float32), labels_train.astype(np.int64), \
         ((x_test - mean) / std).astype(np.float32), labels_test.astype(np.int64)
 
 
-def _digits_call(seed: int):
-    x_train, labels_train, x_test, _ = digits_data(seed)
-    return Call((x_train, labels_train, seed), probe="model", probe_args={"x": x_test})
+def _digits_call(split_seed: int, seed: int, probe_rng: np.random.Generator):
+    x_train, labels_train, x_test, labels_test = digits_data(split_seed)
+    return Call((x_train, labels_train, seed), probe="model",
+                probe_args={"x": normal(probe_rng, 8, 64, dtype=np.float32)},
+                held_out={"x": x_test, "labels": labels_test})
 
 
 def judge_digits(call: Call, outputs: dict[str, np.ndarray]) -> str | None:
-    _, _, x_test, labels_test = digits_data(call.args[2])
-    logits = outputs.get("output", np.zeros(0))
-    if logits.shape != (len(x_test), 10) or logits.dtype.kind != "f" or not np.all(np.isfinite(logits)):
+    names = [f"param.{i}" for i in range(len(DIGITS_SHAPES))]
+    if sorted(k for k in outputs if k.startswith("param.")) != names \
+            or any(outputs[k].shape != s or outputs[k].dtype.kind != "f" for k, s in zip(names, DIGITS_SHAPES)):
         return DIGITS_OUTPUT
-    accuracy = np.mean(np.argmax(logits, axis=1) == labels_test)
+    W1, b1, W2, b2 = (outputs[k].astype(np.float64) for k in names)
+    params = {"W1": W1.T, "b1": b1, "W2": W2.T, "b2": b2}  # nn.Linear computes x @ weight.T + bias
+    if not all(np.all(np.isfinite(p)) for p in params.values()):
+        return DIGITS_OUTPUT
+    probe = np.asarray(call.probe_args["x"], np.float64)
+    got = outputs.get("output", np.zeros(0)).astype(np.float64)
+    want = oracles.mlp_forward(probe, params)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-4, atol=1e-4):
+        return DIGITS_OUTPUT
+    logits = oracles.mlp_forward(call.held_out["x"].astype(np.float64), params)
+    accuracy = np.mean(np.argmax(logits, axis=1) == call.held_out["labels"])
     return None if accuracy >= DIGITS_TARGET_ACCURACY else DIGITS_TARGET
 
 
 train_digits = Exercise(
     name="train_digits", points=3, title="Training a digit classifier with torch.optim.SGD",
-    visible_calls=lambda: [_digits_call(0)],
-    hidden_calls=lambda rng: [_digits_call(int(rng.integers(1, 1 << 16)))],
+    visible_calls=lambda: [_digits_call(0, 0, np.random.default_rng(54))],
+    hidden_calls=lambda rng: [_digits_call(int(rng.integers(1, 1 << 30)), int(rng.integers(1 << 30)), rng)],
     judge=judge_digits,
+    trusts="the parameters only: their shapes are the 64-64-10 network, the module's output on random probe "
+           "inputs must equal the judge's own forward pass of them, and the accuracy is that forward pass's on "
+           "held-out images that never enter the sandbox.",
     mistakes=(
         Mistake(DIGITS_TARGET, wrong=_unused,
                 inject="def train_digits(x_train, labels_train, seed):\n    torch.manual_seed(seed)\n"

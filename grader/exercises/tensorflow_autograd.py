@@ -161,10 +161,11 @@ KERAS_OUTPUT_RELU = "the output Dense layer is linear (MSE on raw outputs): give
 KERAS_OUTPUT = ("the model's output is not relu(x @ W1 + b1) @ W2 + b2 of its own weights: "
                 "use Dense(20, activation='relu') then Dense(5).")
 KERAS_TARGET_MSE = 0.1  # predicting the mean scores about 1.0; correct runs end near 0.02-0.05
-KERAS_TARGET = ("after training, the model's MSE on the training data is above 0.1: compile with "
+KERAS_TARGET = ("after training, the model's MSE on held-out data is above 0.1: compile with "
                 "keras.optimizers.SGD(learning_rate=0.2) and loss='mse', and fit for 10 epochs "
                 "with batch_size=32.")
 KERAS_DATA_SIZE = 2048
+KERAS_HELD_OUT = 512  # drawn from the same teacher as the training data, kept by the judge
 
 
 def keras_network_problem(outputs: dict[str, np.ndarray], x: np.ndarray) -> str | None:
@@ -192,10 +193,14 @@ def judge_keras_model(call: Call, outputs: dict[str, np.ndarray]) -> str | None:
 
 
 def judge_trained_keras_model(call: Call, outputs: dict[str, np.ndarray]) -> str | None:
+    """The network's architecture from its weights' shapes and its output on random probe
+    inputs; then the judge's own forward pass of those weights on held-out data."""
     problem = keras_network_problem(outputs, call.probe_args["x"])
     if problem:
         return problem
-    mse = oracles.mse_loss(outputs["output"], call.args[1])
+    weights = dict(zip(("W1", "b1", "W2", "b2"), (outputs[f"param.{i}"].astype(np.float64) for i in range(4))))
+    predicted = oracles.mlp_forward(call.held_out["x"].astype(np.float64), weights)
+    mse = oracles.mse_loss(predicted, call.held_out["y"].astype(np.float64))
     return None if mse < KERAS_TARGET_MSE else KERAS_TARGET
 
 
@@ -216,6 +221,8 @@ build_keras_model = Exercise(
     visible_calls=lambda: [_model_call(np.random.default_rng(43))],
     hidden_calls=lambda rng: [_model_call(rng)],
     judge=judge_keras_model,
+    trusts="the weights and the output on random probe inputs: the shapes must be the 10-20-5 network's and the "
+           "output must equal the judge's own forward pass of those weights.",
     mistakes=(
         Mistake(KERAS_NO_RELU, wrong=_unused,
                 inject=_keras_cell("        keras.layers.Dense(20),\n        keras.layers.Dense(5),\n")),
@@ -231,14 +238,15 @@ build_keras_model = Exercise(
 
 def keras_training_data(rng: np.random.Generator):
     """The regression task of notebook 03 (a random 10-20-5 "teacher" plus noise 0.1), larger:
-    Keras's per-epoch overhead makes more data and fewer epochs the fast way to many steps."""
-    x, y = teacher_data(rng, n=KERAS_DATA_SIZE)
-    return x.astype(np.float32), y.astype(np.float32)
+    Keras's per-epoch overhead makes more data and fewer epochs the fast way to many steps.
+    Returns the training data and held-out data of the same teacher."""
+    return tuple(a.astype(np.float32) for a in teacher_data(rng, n=KERAS_DATA_SIZE, held_out=KERAS_HELD_OUT))
 
 
 def _training_call(rng):
-    x, y = keras_training_data(rng)
-    return Call((x, y), probe="model", probe_args={"x": x})
+    x, y, x_held_out, y_held_out = keras_training_data(rng)
+    return Call((x, y), probe="model", probe_args={"x": normal(rng, 8, 10, dtype=np.float32)},
+                held_out={"x": x_held_out, "y": y_held_out})
 
 
 train_keras_model = Exercise(
@@ -246,6 +254,9 @@ train_keras_model = Exercise(
     visible_calls=lambda: [_training_call(np.random.default_rng(44))],
     hidden_calls=lambda rng: [_training_call(rng)],
     judge=judge_trained_keras_model,
+    trusts="the weights only: their shapes are the 10-20-5 network, the model's output on random probe inputs "
+           "must equal the judge's own forward pass of them, and the MSE is that forward pass's on held-out data "
+           "of the same teacher, which never enters the sandbox.",
     mistakes=(
         Mistake(KERAS_TARGET, wrong=_unused,
                 inject="def train_keras_model(x, y):\n    model = build_keras_model()\n"
