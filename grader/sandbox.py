@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,14 +351,30 @@ def _load_outputs(path: Path, keys, limits: Limits, budget: int | None = None) -
     budget = limits.result_bytes if budget is None else min(budget, limits.result_bytes)
     # Stored members hold exactly their arrays' bytes plus small headers: a valid result of
     # ``budget`` bytes is never much larger than that, so reading more is never needed.
-    cap = min(limits.file_bytes, budget + 4096 + 512 * len(keys))
-    raw = read_regular_file(path, cap + 1)
-    if raw is None or len(raw) > cap:
-        return UNREADABLE
-    arrays = read_results(raw, len(keys), budget)
+    raw = _read_snapshot(path, min(limits.file_bytes, budget + 4096 + 512 * len(keys)))
+    arrays = None if raw is None else read_results(raw, len(keys), budget)
     if arrays is None:
         return UNREADABLE
     return {"outputs": dict(zip(keys, arrays))}
+
+
+def _read_snapshot(path: Path, cap: int) -> bytes | None:
+    """The whole of a plain file of at most ``cap`` bytes, in one allocation, or None.
+
+    Like ``read_regular_file``: no symbolic link, FIFO or device is followed or opened.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
+            return None
+        data = os.read(fd, info.st_size)
+        return data if len(data) == info.st_size else None  # changed while we read it
+    finally:
+        os.close(fd)
 
 
 def read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | None:
@@ -367,13 +384,16 @@ def read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | None
     members named a0.npy ... (no others, no duplicates), each stored uncompressed (so no member
     can inflate), each holding one .npy header whose dtype is plain numbers (bool, integer or
     float: never objects, so never pickle) and whose shape times item size fits what is left
-    of ``budget``; the member's size must be exactly that header plus those bytes, and only
-    those bytes are read.
+    of ``budget``; the member's size must be exactly that header plus those bytes, its checksum
+    must match, and each array is copied once, straight out of ``raw``.
     """
     try:
         return _read_results(raw, count, budget)
     except Exception:  # noqa: BLE001 - whatever a forged archive makes the parser raise, it is unreadable
         return None
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 
 
 def _read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | None:
@@ -386,29 +406,36 @@ def _read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | Non
     if signature != b"PK\x05\x06" or comment != 0 or on_disk != count or total != count:
         return None
     names = [f"a{i}.npy" for i in range(count)]
-    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:  # BytesIO shares the bytes: no copy
         members = archive.infolist()
-        if sorted(m.filename for m in members) != sorted(names):
+    if sorted(m.filename for m in members) != sorted(names):
+        return None
+    by_name = {m.filename: m for m in members}
+    left, arrays = budget, []
+    for name in names:
+        member = by_name[name]
+        if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size \
+                or member.flag_bits & 0x1:  # encrypted
             return None
-        by_name = {m.filename: m for m in members}
-        left = budget
-        arrays = []
-        for name in names:
-            member = by_name[name]
-            if member.compress_type != zipfile.ZIP_STORED or member.compress_size != member.file_size \
-                    or member.flag_bits & 0x1:  # encrypted
-                return None
-            with archive.open(member) as stream:
-                array = _read_npy(stream, member.file_size, left)
-            if array is None:
-                return None
-            left -= array.nbytes
-            arrays.append(array)
+        header = _LOCAL_HEADER.unpack_from(raw, member.header_offset)
+        if header[0] != b"PK\x03\x04" or header[3] != zipfile.ZIP_STORED:
+            return None
+        start = member.header_offset + _LOCAL_HEADER.size + header[9] + header[10]
+        end = start + member.file_size
+        if raw[member.header_offset + _LOCAL_HEADER.size:][:header[9]] != name.encode() or end > len(raw) \
+                or zlib.crc32(memoryview(raw)[start:end]) != member.CRC:
+            return None
+        array = _read_npy(raw, start, member.file_size, left)
+        if array is None:
+            return None
+        left -= array.nbytes
+        arrays.append(array)
     return arrays
 
 
-def _read_npy(stream, size: int, budget: int) -> np.ndarray | None:
-    """One .npy member of ``size`` bytes whose array fits ``budget`` bytes, or None."""
+def _read_npy(raw: bytes, start: int, size: int, budget: int) -> np.ndarray | None:
+    """The .npy member at raw[start:start + size], if its array fits ``budget`` bytes, else None."""
+    stream = io.BytesIO(raw[start:start + min(size, 1 << 16)])  # the header: at most 64 KiB
     version = npy_format.read_magic(stream)
     if version == (1, 0):
         shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
@@ -416,20 +443,12 @@ def _read_npy(stream, size: int, budget: int) -> np.ndarray | None:
         shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
     else:
         return None
-    header = stream.tell() if hasattr(stream, "tell") else None
     if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         return None
     if not isinstance(shape, tuple) or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
         return None
-    nbytes = math.prod(shape) * dtype.itemsize  # Python integers: a forged shape cannot overflow
-    if nbytes > budget or header is None or header + nbytes != size:
+    count = math.prod(shape)  # Python integers: a forged shape cannot overflow
+    if count * dtype.itemsize > budget or stream.tell() + count * dtype.itemsize != size:
         return None
-    array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
-    view = memoryview(array.reshape(-1, order="A").view(np.uint8)) if array.size else memoryview(b"")
-    done = 0
-    while done < nbytes:
-        got = stream.readinto(view[done:])
-        if not got:
-            return None  # truncated: fewer bytes than the header declared
-        done += got
-    return array
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=start + stream.tell())
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")

@@ -232,3 +232,70 @@ def relu(z):
     sys.exit(0)
 """, 7, base="solution"),
 ]
+
+
+# --- results forged by learner code that replaced the harness's writer -------------------------
+#
+# The learner's code runs in the harness's own process, so it can replace the function that
+# writes each call's result. These attacks keep every answer correct and forge only the file
+# of call 0 (relu's first visible call): that call, and so relu, must fail with "could not be
+# read back as numbers", the rest of the notebook must keep its points, and the grader must
+# neither allocate what a header declares nor inflate what a member compresses.
+
+FORGED_WRITER = """
+import gc, io, zipfile
+import numpy as np
+from numpy.lib import format as npy_format
+# The harness's globals: IPython hid its module, but its functions still hold them.
+_harness = next(o for o in gc.get_objects() if isinstance(o, dict) and "_SAVEZ" in o and "make_calls" in o)
+_honest_write = _harness["_SAVEZ"]
+
+def npy_header(shape, descr="<f8"):
+    out = io.BytesIO()
+    npy_format.write_array_header_1_0(out, {"descr": descr, "fortran_order": False, "shape": shape})
+    return out.getvalue()
+
+def _forged_write(path, **arrays):
+    if not str(path).endswith("/0.npz"):
+        return _honest_write(path, **arrays)
+{forge}
+
+_harness["_SAVEZ"] = _forged_write
+
+def relu(z):
+    return np.maximum(z, 0)
+"""
+
+
+def _forging(body: str) -> str:
+    return FORGED_WRITER.replace("{forge}", "\n".join("    " + line for line in body.strip().splitlines()))
+
+
+READING_ATTACKS = [
+    Attack("forged_huge_declared_shape", "relu", _forging("""
+with zipfile.ZipFile(path, "w") as zf:
+    zf.writestr("a0.npy", npy_header((10**12,)) + b"\\0" * 64)
+"""), 9, base="solution"),
+    Attack("forged_inflating_member", "relu", _forging("""
+with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zf.open("a0.npy", "w", force_zip64=True) as member:
+        member.write(npy_header((1 << 24,)))
+        chunk = bytes(1 << 22)
+        for _ in range(32):  # 128 MiB of zeros, about 128 KB once compressed
+            member.write(chunk)
+"""), 9, base="solution"),
+    Attack("forged_wrong_member_names", "relu", _forging("""
+_honest_write(path, **{"b" + key[1:]: value for key, value in arrays.items()})
+"""), 9, base="solution"),
+    Attack("forged_extra_member", "relu", _forging("""
+_honest_write(path, **arrays, **{f"a{len(arrays)}": np.zeros(3)})
+"""), 9, base="solution"),
+    Attack("forged_truncated_file", "relu", _forging("""
+_honest_write(path, **arrays)
+with open(path, "r+b") as f:
+    f.truncate(len(open(path, "rb").read()) // 2)
+"""), 9, base="solution"),
+    Attack("forged_object_array", "relu", _forging("""
+np.savez(path, a0=np.array([{"not": "numbers"}], dtype=object))
+"""), 9, base="solution"),
+]
