@@ -175,6 +175,7 @@ def _probe_inputs_after(result, args, kwargs, probe_args, again):
 
 
 def array_arguments(items, prefix=""):
+    """(path, array) for every NumPy array among (name, value) items, inside dicts and lists too."""
     for name, value in items:
         if isinstance(value, np.ndarray):
             yield f"{prefix}{name}", value

@@ -17,12 +17,12 @@ import functools
 import io
 import json
 import math
-import struct
 import os
 import resource
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -420,9 +420,10 @@ def _read_results(raw: bytes, count: int, budget: int) -> list[np.ndarray] | Non
         header = _LOCAL_HEADER.unpack_from(raw, member.header_offset)
         if header[0] != b"PK\x03\x04" or header[3] != zipfile.ZIP_STORED:
             return None
-        start = member.header_offset + _LOCAL_HEADER.size + header[9] + header[10]
+        name_at = member.header_offset + _LOCAL_HEADER.size
+        start = name_at + header[9] + header[10]
         end = start + member.file_size
-        if raw[member.header_offset + _LOCAL_HEADER.size:][:header[9]] != name.encode() or end > len(raw) \
+        if raw[name_at:name_at + header[9]] != name.encode() or end > len(raw) \
                 or zlib.crc32(memoryview(raw)[start:end]) != member.CRC:
             return None
         array = _read_npy(raw, start, member.file_size, left)

@@ -198,7 +198,7 @@ def test_05_lookup_models_fail_next_to_an_honest_student(tmp_path):
     for name in students.keys() - {"honest"}:
         assert summary[name]["score"] == 0 and hints[name]["train_digits"] == pytorch_autograd.DIGITS_OUTPUT
     path = tmp_path / "lookup.ipynb"
-    nbformat.write(students["lookup_with_the_right_parameters"], path)
+    nbformat.write(_release_with(notebook, {"train_digits": LOOKUP_MODULES["lookup_one_parameter"]}), path)
     done = subprocess.run(["grader", "check", str(path)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     assert check_rows(done.stdout)["train_digits"] == ["0/3", "FAIL", pytorch_autograd.DIGITS_OUTPUT]
