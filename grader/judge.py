@@ -5,10 +5,12 @@ trusted grading process, so a learner and an instructor always see the same hint
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
+from .diagnosis import Diagnosis, Input, diagnose, shape_hint
 from .harness import flatten_result
 from .spec import Call, Exercise, Function, Tensor
 
@@ -59,31 +61,59 @@ def error_hint(error: dict) -> str:
 
 
 def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> Verdict:
-    """Judge every call; a recognised mistake's hint wins over a generic one.
+    """Judge every call; the most telling hint wins.
 
-    ``results[i]`` is ``{"outputs": Outputs}`` or ``{"error": {"ename", "evalue"}}``.
+    ``results[i]`` is ``{"outputs": Outputs}`` or ``{"error": {"ename", "evalue"}}``. A
+    recognised mistake's hint is the most useful thing to say; then an exception or a diagnosis
+    that names what is off; then where the values differ. Among equals, the first call's.
     """
-    generic: str | None = None
+    best: tuple[int, str] | None = None
     for call, result in zip(calls, results):
-        hint, recognised = _judge_one(exercise, call, result)
-        if recognised:  # a catalogued mistake is the most useful thing to say
+        hint, rank = _judge_one(exercise, call, result)
+        if hint is None:
+            continue
+        if rank == RECOGNISED:
             return Verdict(False, hint)
-        generic = generic or hint
-    return Verdict(False, generic) if generic else PASSED
+        if best is None or rank > best[0]:
+            best = (rank, hint)
+    return Verdict(False, best[1]) if best else PASSED
 
 
-def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None, bool]:
-    """(hint or None when right, whether the hint names a catalogued mistake)."""
+GENERIC, NAMED, RECOGNISED = 0, 1, 2
+
+
+def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None, int]:
+    """(hint or None when right, how telling the hint is)."""
     if "error" in result:
-        return error_hint(result["error"]), False
+        return error_hint(result["error"]), NAMED
     outputs = result["outputs"]
     if exercise.judge is not None:
-        return exercise.judge(call, outputs), False
-    problem = compare(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol)
+        return exercise.judge(call, outputs), NAMED
+    problem = compare_outputs(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol,
+                              call_inputs(exercise, call))
     if problem is None:
-        return None, False
+        return None, GENERIC
     mistake = recognise_mistake(exercise, call, outputs)
-    return (mistake, True) if mistake else (problem, False)
+    if mistake:
+        return mistake, RECOGNISED
+    return problem.text, NAMED if problem.named else GENERIC
+
+
+def call_inputs(exercise: Exercise, call: Call) -> list[Input]:
+    """The call's arrays, named as the oracle's parameters are (``b``, ``params['W1']``)."""
+    try:
+        names = list(inspect.signature(exercise.expected).parameters)
+    except (TypeError, ValueError):
+        names = []
+    named = [(names[i] if i < len(names) else f"argument {i + 1}", a) for i, a in enumerate(call.args)]
+    found: list[Input] = []
+    for name, value in named + list(call.kwargs.items()):
+        value = plain(value)
+        if isinstance(value, np.ndarray):
+            found.append(Input(name, value))
+        elif isinstance(value, dict):
+            found.extend(Input(f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, np.ndarray))
+    return found
 
 
 def recognise_mistake(exercise: Exercise, call: Call, outputs: Outputs) -> str | None:
@@ -119,32 +149,30 @@ def _label(key: str) -> str:
     return "" if key == "" else f"{key}: "
 
 
-def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float) -> str | None:
+def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: list[Input] = ()) -> str | None:
     """None when ``outputs`` equal ``expected`` within tolerance, else what differs, in one line."""
+    problem = compare_outputs(outputs, expected, rtol, atol, inputs)
+    return None if problem is None else problem.text
+
+
+def compare_outputs(outputs: Outputs, expected: Outputs, rtol: float, atol: float,
+                    inputs: list[Input] = ()) -> Diagnosis | None:
+    """None when ``outputs`` equal ``expected`` within tolerance, else a diagnosis of the first difference."""
     if outputs.keys() != expected.keys():
-        return _structure_hint(outputs, expected)
+        return Diagnosis(_structure_hint(outputs, expected), "structure")
     for key, want in expected.items():
         got = np.asarray(outputs[key])
         label = _label(_display_key(key, expected))
         if not _numeric(got):
-            return f"{label}returned {got.dtype} values; expected numbers (a NumPy array of floats)."
+            return Diagnosis(f"{label}returned {got.dtype} values; expected numbers (a NumPy array of floats).", "type")
         if got.shape != want.shape:
-            hint = f"{label}has shape {got.shape}; expected {want.shape}."
-            if got.shape == want.shape[::-1] and got.ndim == 2:
-                hint += " It looks transposed."
-            elif got.size == want.size:
-                hint += " Same number of elements: check which axis is which."
-            return hint
+            return Diagnosis(label + shape_hint(got.shape, want.shape), "shape")
         if want.dtype.kind == "f" and got.dtype.kind != "f":
-            return f"{label}returned {got.dtype} values; expected floating-point values."
-        if want.dtype.kind == "f" and not np.all(np.isfinite(got)):
-            return f"{label}contains NaN or inf; expected finite values."
+            return Diagnosis(f"{label}returned {got.dtype} values; expected floating-point values.", "type")
         close = np.isclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
         if not np.all(close):
-            index = np.unravel_index(np.argmin(close), close.shape) if close.ndim else ()
-            diff = float(np.max(np.abs(got.astype(np.float64) - want)))
-            where = f" at index {tuple(int(i) for i in index)}" if index else ""
-            return f"{label}values are wrong{where} (largest difference {diff:.3g})."
+            found = diagnose(got, want, inputs, rtol, atol)
+            return Diagnosis(label + found.text, found.kind)
     return None
 
 

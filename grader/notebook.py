@@ -34,4 +34,4 @@ def check(name: str, fn, hidden: bool = False) -> None:
     verdict = judge_calls(exercise, calls, results)
     if not verdict.passed:
         raise AssertionError(f"{name}: {verdict.hint}")
-    print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({len(calls)} cases).")
+    print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({len(calls)} case{'' if len(calls) == 1 else 's'}).")
