@@ -6,6 +6,7 @@ trusted grading process, so a learner and an instructor always see the same hint
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,29 @@ def error_hint(error: dict) -> str:
         return f"{error['missing']} is not defined: run (or restore) its answer cell."
     if len(message) > 160:
         message = message[:157] + "..."
+    where = learner_line(error.get("where"))
+    if where:
+        return f"{where}: {name}: {message}" if message else f"{where}: {name}"
     return f"raised {name}: {message}" if message else f"raised {name}"
+
+
+def learner_line(where) -> str:
+    """"line 4 of your dense_backward cell, `dx = dout @ W`" from a reported location.
+
+    The location comes from the learner's side (the sandbox or their kernel), so only an
+    identifier, a small line number and a short line of printable text are believed.
+    """
+    if not isinstance(where, dict):
+        return ""
+    cell, line, code = where.get("cell"), where.get("line"), where.get("code")
+    if not isinstance(line, int) or isinstance(line, bool) or not 0 < line < 100_000:
+        return ""
+    cell = f"your {cell} cell" if isinstance(cell, str) and re.fullmatch(r"[A-Za-z_]\w{0,59}", cell) else "your cell"
+    text = f"line {line} of {cell}"
+    if isinstance(code, str) and code.strip() and code.isprintable():
+        code = " ".join(code.split())
+        text += f", `{code[:77] + '...' if len(code) > 80 else code}`"
+    return text
 
 
 def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> Verdict:
@@ -114,6 +137,40 @@ def call_inputs(exercise: Exercise, call: Call) -> list[Input]:
         elif isinstance(value, dict):
             found.extend(Input(f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, np.ndarray))
     return found
+
+
+def dependency_hint(name: str, dependency: str, its_hint: str) -> str:
+    """The hint of an exercise whose function calls another exercise's function that fails."""
+    return f"{name} calls {dependency}, which fails its own check: fix {dependency} first ({dependency}: {its_hint})"
+
+
+def learner_calls(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Exercise -> the other exercises its answer cell calls, directly or through them."""
+    direct = {n: {m for m in sources if m != n and re.search(rf"\b{re.escape(m)}\s*\(", src)}
+              for n, src in sources.items()}
+    closed = {}
+    for n in direct:
+        seen, todo = set(), list(direct[n])
+        while todo:
+            m = todo.pop()
+            if m not in seen and m != n:
+                seen.add(m)
+                todo.extend(direct.get(m, ()))
+        closed[n] = seen
+    return closed
+
+
+def blame_dependencies(order: list[str], verdicts: dict[str, Verdict], calls: dict[str, set[str]]) -> dict[str, Verdict]:
+    """Failing exercises whose function calls another failing one say to fix that one first."""
+    blamed = dict(verdicts)
+    for name in order:
+        verdict = verdicts[name]
+        if verdict.passed:
+            continue
+        failing = [d for d in order if d in calls.get(name, ()) and not verdicts[d].passed]
+        if failing:
+            blamed[name] = Verdict(False, dependency_hint(name, failing[0], verdicts[failing[0]].hint))
+    return blamed
 
 
 def recognise_mistake(exercise: Exercise, call: Call, outputs: Outputs) -> str | None:
