@@ -5,6 +5,7 @@ trusted grading process, so a learner and an instructor always see the same hint
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 from dataclasses import dataclass
@@ -146,8 +147,7 @@ def dependency_hint(name: str, dependency: str, its_hint: str) -> str:
 
 def learner_calls(sources: dict[str, str]) -> dict[str, set[str]]:
     """Exercise -> the other exercises its answer cell calls, directly or through them."""
-    direct = {n: {m for m in sources if m != n and re.search(rf"\b{re.escape(m)}\s*\(", src)}
-              for n, src in sources.items()}
+    direct = {n: _called_names(src) & set(sources) - {n} for n, src in sources.items()}
     closed = {}
     for n in direct:
         seen, todo = set(), list(direct[n])
@@ -158,6 +158,15 @@ def learner_calls(sources: dict[str, str]) -> dict[str, set[str]]:
                 todo.extend(direct.get(m, ()))
         closed[n] = seen
     return closed
+
+
+def _called_names(source: str) -> set[str]:
+    """Names called as functions in ``source`` (not in its comments or docstrings)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    return {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
 
 
 def blame_dependencies(order: list[str], verdicts: dict[str, Verdict], calls: dict[str, set[str]]) -> dict[str, Verdict]:

@@ -72,3 +72,32 @@ def test_visible_checks_name_every_catalogued_mistake(name):
     finally:
         kernel.close()
     assert problems == [], "\n".join(problems)
+
+
+CRASHING_DENSE_BACKWARD = """def dense_backward(dout, x, W):
+    dx = dout @ W.T
+    dW = x.T @ dout
+    db = dout.sum(axis=2)
+    return dx, dW, db
+"""
+CRASH = ("line 4 of your dense_backward cell, `db = dout.sum(axis=2)`: "
+         "AxisError: axis 2 is out of bounds for array of dimension 2")
+
+
+def test_a_crash_names_the_learners_line_and_hides_the_courses_frames():
+    name = "02_backprop"
+    cells = [c for c in solution(name).cells if c.cell_type == "code" and "nbgrader" in c.metadata and not is_test(c)]
+    tests = released_test_cells(name)
+    kernel = Kernel(ROOT / "notebooks" / name)
+    try:
+        for cell in cells:
+            assert kernel.run(cell.source) is None
+        assert kernel.run(CRASHING_DENSE_BACKWARD) is None
+        error = kernel.run(tests["test_dense_backward"])
+        assert (error["ename"], error["evalue"]) == ("AssertionError", f"dense_backward: {CRASH}")
+        assert not any("grader" in line for line in error["traceback"]), error["traceback"]
+        error = kernel.run(tests["test_mlp_backward"])
+        assert error["evalue"] == ("mlp_backward: mlp_backward calls dense_backward, which fails its own check: "
+                                   f"fix dense_backward first (dense_backward: {CRASH})")
+    finally:
+        kernel.close()
