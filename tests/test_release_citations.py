@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from grader import cli
-from grader.release import ReleaseError, cite_readably, release
+from grader.grading.release import ReleaseError, cite_readably, release
 from grader.resources import load_catalogue
 from notebook_cases import ROOT
 

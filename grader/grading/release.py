@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from .resources import CatalogueError, entry_link, expand_citations, load_catalogue
+from ..resources import CatalogueError, entry_link, expand_citations, load_catalogue
 
 
 class ReleaseError(ValueError):
