@@ -23,8 +23,13 @@ def _check(args) -> int:
 
 
 def _release(args) -> int:
-    from grader.grading.release import release
-    for path in release(_root(args), only=args.assignment or None):
+    from grader.grading.release import ReleaseError, release
+    try:
+        released = release(_root(args), only=args.assignment or None)
+    except ReleaseError as err:
+        print(f"grader release: {err}", file=sys.stderr)
+        return 2
+    for path in released:
         print(f"released {path}")
     return 0
 
