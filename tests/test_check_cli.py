@@ -10,7 +10,7 @@ import nbformat
 
 import pytest
 
-from grader.judge import NOT_DONE
+from grader.checking.judge import NOT_DONE
 from notebook_cases import ROOT, with_answers
 
 SOLUTION = ROOT / "solutions/01_forward/01_forward.ipynb"

@@ -1,4 +1,4 @@
-"""The diagnosis of wrong answers that no catalogued mistake explains (``grader.diagnosis``).
+"""The diagnosis of wrong answers that no catalogued mistake explains (``grader.checking.diagnosis``).
 
 Properties: a random correct answer transformed in one of the recognised ways is diagnosed as
 that transformation; a random array unrelated to the answer gets no claim, only where it
@@ -13,11 +13,11 @@ from scipy import special
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from grader import exercises
-from grader.diagnosis import Input, diagnose, shape_hint
-from grader.judge import judge_calls, plain
-from grader.harness import flatten_result
-from grader.spec import Call
+from grader.checking import exercises
+from grader.checking.diagnosis import Input, diagnose, shape_hint
+from grader.checking.judge import judge_calls, plain
+from grader.sandbox.harness import flatten_result
+from grader.checking.spec import Call
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -193,7 +193,7 @@ def test_uncatalogued_mistakes_are_diagnosed(example):
     name, wrong, calls, words = EXAMPLES[example]
     if name == "numerical_gradient":
         def wrong(f, x, h=1e-5):
-            from grader.exercises.backprop import scalar_function
+            from grader.checking.exercises.backprop import scalar_function
             return _one_sided_gradient(scalar_function(f), x, h)
     hint = judged(name, wrong, calls)
     assert words in hint, hint

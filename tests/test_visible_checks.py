@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from grader import exercises
-from grader.notebooks_io import grade_id, is_answer, is_test
+from grader.checking import exercises
+from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from notebook_cases import ROOT, course_notebooks, solution
 
 NOTEBOOKS = [n for n in ("01_forward", "02_backprop", "03_gradient_descent", "04_tensorflow", "05_pytorch")

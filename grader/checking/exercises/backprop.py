@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import oracles
-from ..harness import SCALAR_FUNCTIONS
-from ..spec import Call, Exercise, Function, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.sandbox.harness import SCALAR_FUNCTIONS
+from grader.checking.spec import Call, Exercise, Function, Mistake, NotebookSpec
 from .draws import away_from_zero, normal, one_hot, params_10_20_5
 
 # Backward passes are compared in float64 and, for some calls, float32: a float32 sum of a

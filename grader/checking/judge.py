@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.sandbox.harness import flatten_result
+
 from .diagnosis import Diagnosis, Input, diagnose, shape_hint
-from .harness import flatten_result
 from .spec import Call, Exercise, Function, Tensor
 
 Outputs = dict[str, np.ndarray]
@@ -27,7 +28,7 @@ class Verdict:
 
 PASSED = Verdict(True)
 NOT_DONE = "not implemented yet: the stub still raises NotImplementedError."
-# Failures the sandbox reports in words of its own (see grader.sandbox).
+# Failures the sandbox reports in words of its own (see grader.sandbox.runner).
 SANDBOX_FAILURES = {"ProcessDied", "TimeLimitExceeded", "NotRun", "ResultError", "CellTimeout"}
 
 
