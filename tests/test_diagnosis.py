@@ -197,3 +197,19 @@ def test_uncatalogued_mistakes_are_diagnosed(example):
             return _one_sided_gradient(scalar_function(f), x, h)
     hint = judged(name, wrong, calls)
     assert words in hint, hint
+
+
+# --- an exception's location, reported from the learner's side -------------------------------
+
+@pytest.mark.parametrize("where,said", [
+    ({"cell": "dense_backward", "line": 4, "code": "db = dout.sum(axis=2)"},
+     "line 4 of your dense_backward cell, `db = dout.sum(axis=2)`: AxisError: axis 2"),
+    ({"cell": "x; rm -rf /", "line": 4, "code": ""}, "line 4 of your cell: AxisError: axis 2"),
+    ({"cell": "f", "line": -1, "code": "x"}, "raised AxisError: axis 2"),
+    ({"cell": "f", "line": True, "code": "x"}, "raised AxisError: axis 2"),
+    ({"cell": "f", "line": 3, "code": "a\x1b[2Jb"}, "line 3 of your f cell: AxisError: axis 2"),
+    ("line 4", "raised AxisError: axis 2"),
+])
+def test_an_error_location_is_believed_only_within_bounds(where, said):
+    from grader.checking.judge import error_hint
+    assert error_hint({"ename": "AxisError", "evalue": "axis 2", "where": where}) == said

@@ -253,14 +253,13 @@ def learner_location(exc: BaseException) -> dict | None:
     """The innermost line of the learner's own cells in the exception's traceback, as
     {"cell": the first function the cell defines, "line": line in the cell, "code": its text}."""
     try:
-        frames = traceback.extract_tb(exc.__traceback__)
-    except Exception:  # a traceback the learner's code tampered with: say nothing
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if is_cell(frame.filename):
+                match = _DEF.search("".join(linecache.getlines(frame.filename)))
+                return {"cell": match.group(1) if match else "", "line": frame.lineno,
+                        "code": (frame.line or "").strip()[:120]}
+    except Exception:  # a traceback or linecache the learner's code tampered with: say nothing
         return None
-    for frame in reversed(frames):
-        if is_cell(frame.filename):
-            match = _DEF.search("".join(linecache.getlines(frame.filename)))
-            return {"cell": match.group(1) if match else "", "line": frame.lineno,
-                    "code": (frame.line or "").strip()[:120]}
     return None
 
 
