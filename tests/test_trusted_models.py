@@ -19,11 +19,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import exercises
-from grader.exercises import gradient_descent, pytorch_autograd, tensorflow_autograd
-from grader.grading import plan_calls
-from grader.harness import flatten_result
-from grader.judge import judge_calls
+from grader.checking import exercises
+from grader.checking.exercises import gradient_descent, pytorch_autograd, tensorflow_autograd
+from grader.checking.judge import judge_calls
+from grader.grading.grade import plan_calls
+from grader.sandbox.harness import flatten_result
 from notebook_cases import ROOT, make_course, solution
 from test_autograde import LIMITS, grader
 

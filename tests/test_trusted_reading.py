@@ -1,6 +1,6 @@
 """Nothing a sandbox writes can crash or exhaust the grader, and one submission never stops a batch.
 
-- the reader of results (``grader.sandbox.read_results``) on forged archives: huge declared
+- the reader of results (``grader.sandbox.runner.read_results``) on forged archives: huge declared
   shapes, compressed members that inflate, wrong, extra and duplicate member names, truncated
   files, objects; and the trusted process's peak memory while it reads them, measured;
 - a class for notebook 01 through ``grader autograde``: honest students next to learner code
@@ -29,8 +29,10 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from grader import autograde, checkcmd, sandbox
-from grader.sandbox import read_results
+from grader.grading import autograde
+from grader.grading import check as checkcmd
+from grader.sandbox import runner
+from grader.sandbox.runner import read_results
 from notebook_cases import ROOT, make_course
 from redteam import READING_ATTACKS
 from sample_class import ASSIGNMENT, SOLUTION, RELEASE
@@ -127,13 +129,13 @@ def test_forged_archives_are_unreadable(raw, count):
 
 
 def test_an_unreadable_call_fails_alone(tmp_path):
-    limits = sandbox.Limits()
+    limits = runner.Limits()
     (tmp_path / "0.npz").write_bytes(archive([("a0.npy", npy_header((10 ** 12,)))]))
     (tmp_path / "1.npz").write_bytes(npz(a0=np.ones(3)))
-    assert sandbox._load_outputs(tmp_path / "0.npz", [""], limits) == sandbox.UNREADABLE
-    good = sandbox._load_outputs(tmp_path / "1.npz", [""], limits)
+    assert runner._load_outputs(tmp_path / "0.npz", [""], limits) == runner.UNREADABLE
+    good = runner._load_outputs(tmp_path / "1.npz", [""], limits)
     assert np.array_equal(good["outputs"][""], np.ones(3))
-    assert sandbox._load_outputs(tmp_path / "1.npz", ["", "extra"], limits) == sandbox.UNREADABLE
+    assert runner._load_outputs(tmp_path / "1.npz", ["", "extra"], limits) == runner.UNREADABLE
 
 
 PEAK_MEMORY_BOUND = 48 << 20  # the largest valid result is 16 MiB: its file and its arrays, 32 MiB, plus slack
@@ -143,25 +145,25 @@ PEAK_MEMORY_BOUND = 48 << 20  # the largest valid result is 16 MiB: its file and
 MEASURE = r"""
 import sys
 from pathlib import Path
-from grader import sandbox
+from grader.sandbox import runner as sandbox
 
 def kib(field):
     line = next(l for l in open("/proc/self/status") if l.startswith(field + ":"))
     return int(line.split()[1]) << 10
 
-folder, limits = Path(sys.argv[1]), sandbox.Limits()
+folder, limits = Path(sys.argv[1]), runner.Limits()
 sandbox.read_results(b"", 1, 1)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 before = kib("VmRSS")
-results = {path.stem: sandbox._load_outputs(path, [""], limits) for path in sorted(folder.glob("*.npz"))}
+results = {path.stem: runner._load_outputs(path, [""], limits) for path in sorted(folder.glob("*.npz"))}
 after = kib("VmHWM")
 print(" ".join(f"{name}={'outputs' in result}" for name, result in results.items()), after - before)
 """
 
 
 def test_peak_memory_of_the_trusted_process_stays_bounded(tmp_path):
-    limits = sandbox.Limits()
+    limits = runner.Limits()
     files = {
         "honest_largest": lambda: npz(a0=np.ones((limits.result_bytes - 4096) // 8)),  # a valid result near the budget
         "huge_shape": lambda: archive([("a0.npy", npy_header((10 ** 12,)))]),
@@ -353,7 +355,7 @@ def test_grader_check_reports_a_grader_failure_in_one_line(monkeypatch, capsys):
 
 
 def test_a_judge_that_fails_on_a_result_fails_that_exercise_only(monkeypatch):
-    from grader import exercises, judge
+    from grader.checking import exercises, judge
     exercise = exercises.notebook_spec(ASSIGNMENT).exercise("softmax")
 
     def judge_one(exercise, call, result):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import harness
-from .spec import Call, Function, Tensor
+from grader.sandbox import harness
+from grader.checking.spec import Call, Function, Tensor
 
 
 def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
@@ -64,7 +64,4 @@ def call_in_process(fn, fn_name: str, call: Call) -> dict:
         again = harness.call_again(fn, spec, arrays)
         return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args, again)}
     except Exception as exc:  # the learner's exception is the verdict, not a crash of the check
-        error = {"ename": type(exc).__name__, "evalue": str(exc)}
-        if isinstance(exc, NameError) and getattr(exc, "name", None):
-            error["missing"] = exc.name
-        return {"error": error}
+        return {"error": harness.describe_error(exc)}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import away_from_zero, normal, one_hot, params_10_20_5
 
 # --- relu -------------------------------------------------------------------------------
@@ -82,7 +82,9 @@ def _cross_entropy_matrix_max(z, y):
 softmax = Exercise(
     name="softmax", points=2, title="Softmax (row-wise, numerically stable)",
     visible_calls=lambda: [Call((np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]),)),
-                           Call((np.array([[1000.0, 1001.0, 1002.0]]),))],
+                           Call((np.array([[1000.0, 1001.0, 1002.0]]),)),
+                           Call((np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 2.0]]),)),  # square
+                           Call((rows_far_apart(np.random.default_rng(12), 4),))],
     hidden_calls=lambda rng: [
         Call((normal(rng, 6, 5, scale=2.0),)),
         Call((normal(rng, 4, 4, scale=2.0),)),            # square: exposes wrong broadcasting
@@ -116,7 +118,9 @@ softmax = Exercise(
 dense_forward = Exercise(
     name="dense_forward", points=1, title="Dense layer forward pass",
     visible_calls=lambda: [Call((np.array([[1.0, 2.0]]), np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]]),
-                                 np.array([0.1, 0.2, 0.3])))],
+                                 np.array([0.1, 0.2, 0.3]))),
+                           Call((np.array([[1.0, 2.0], [-1.0, 0.5]]), np.array([[1.0, -1.0], [0.5, 2.0]]),
+                                 np.array([0.1, -0.2])))],  # square W: x @ W.T runs, wrongly
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 10), normal(rng, 10, 20), normal(rng, 20))),
         Call((normal(rng, 3, 4, dtype=np.float32), normal(rng, 4, 4, dtype=np.float32),
@@ -166,8 +170,9 @@ def _naive_cross_entropy(logits, y):
 
 cross_entropy = Exercise(
     name="cross_entropy", points=2, title="Cross-entropy from logits (stable)",
-    visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1]]), np.array([[1.0, 0.0, 0.0]]))),
-                           Call((np.array([[1000.0, 0.0]]), np.array([[0.0, 1.0]])))],
+    visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))),
+                           Call((np.array([[1000.0, 0.0]]), np.array([[0.0, 1.0]]))),
+                           Call((rows_far_apart(np.random.default_rng(13), 4), np.eye(4)[[0, 2, 3]]))],
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 5, scale=2.0), one_hot(rng, 8, 5))),
         Call((normal(rng, 6, 3, scale=4.0) + 600.0, one_hot(rng, 6, 3))),

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import oracles
-from ..harness import SCALAR_FUNCTIONS
-from ..spec import Call, Exercise, Function, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.sandbox.harness import SCALAR_FUNCTIONS
+from grader.checking.spec import Call, Exercise, Function, Mistake, NotebookSpec
 from .draws import away_from_zero, normal, one_hot, params_10_20_5
 
 # Backward passes are compared in float64 and, for some calls, float32: a float32 sum of a
@@ -37,14 +37,14 @@ relu_backward = Exercise(
 
 sigmoid_backward = Exercise(
     name="sigmoid_backward", points=1, title="Sigmoid backward",
-    visible_calls=lambda: [Call((np.array([[1.0, 1.0, 1.0]]), np.array([[-1.0, 0.0, 2.0]]))),
+    visible_calls=lambda: [Call((np.array([[1.0, 2.0, -0.5]]), np.array([[-1.0, 0.0, 2.0]]))),
                            Call((np.array([[2.0, -1.0]]), np.array([[-30.0, 30.0]])))],
     hidden_calls=lambda rng: [Call((normal(rng, 6, 4), normal(rng, 6, 4, scale=3.0))),
                               Call((normal(rng, 1, 4), np.array([[-700.0, -50.0, 50.0, 700.0]]))),
                               Call((normal(rng, 3, 5, dtype=np.float32), normal(rng, 3, 5, dtype=np.float32)))],
     expected=oracles.sigmoid_backward,
     mistakes=(
-        Mistake("sigmoid'(z) = s * (1 - s) with s = sigmoid(z); z * (1 - z) evaluates it at z instead of at sigmoid(z).",
+        Mistake("sigmoid'(z) = s * (1 - s) where s = sigmoid(z): compute s first; z * (1 - z) puts the raw input where s belongs.",
                 wrong=lambda dout, z: dout * z * (1.0 - z),
                 inject="def sigmoid_backward(dout, z):\n    return dout * z * (1 - z)\n"),
         Mistake("s * (1 - s) is sigmoid's local derivative; multiply it by the upstream gradient dout (chain rule).",
@@ -80,7 +80,9 @@ def _dense_backward_cell(dx="dout @ W.T", dW="x.T @ dout", db="dout.sum(axis=0)"
 dense_backward = Exercise(
     name="dense_backward", points=2, title="Dense layer backward pass",
     visible_calls=lambda: [Call((np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]),
-                                 np.array([[1.0, 0.0], [0.5, -1.0], [2.0, 1.0]])))],
+                                 np.array([[1.0, 0.0], [0.5, -1.0], [2.0, 1.0]]))),
+                           Call((np.array([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.0]]), np.array([[2.0, 1.0], [-1.0, 0.5], [0.0, 3.0]]),
+                                 np.array([[1.0, 2.0], [-0.5, 1.0]])))],  # square W: dout @ W runs, wrongly
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 20), normal(rng, 8, 10), normal(rng, 10, 20))),
         Call((normal(rng, 4, 5), normal(rng, 4, 5), normal(rng, 5, 5))),  # square W: dout @ W runs, wrongly
@@ -166,7 +168,8 @@ def _sce_grad_matrix_max(z, y):
 softmax_cross_entropy_grad = Exercise(
     name="softmax_cross_entropy_grad", points=2, title="Gradient of softmax + cross-entropy",
     visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))),
-                           Call((np.array([[1000.0, 0.0]]), np.array([[0.0, 1.0]])))],
+                           Call((np.array([[1000.0, 0.0]]), np.array([[0.0, 1.0]]))),
+                           Call((rows_far_apart(np.random.default_rng(14), 4), np.eye(4)[[1, 0, 3]]))],
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 5, scale=2.0), one_hot(rng, 8, 5))),
         Call((normal(rng, 6, 3, scale=4.0) + 600.0, one_hot(rng, 6, 3))),

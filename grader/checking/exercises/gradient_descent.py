@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import normal, params_10_20_5
 
 # --- sgd_step ---------------------------------------------------------------------------
@@ -37,7 +37,9 @@ def _sgd_step_in_place(params, grads, lr):
 sgd_step = Exercise(
     name="sgd_step", points=1, title="One gradient-descent step",
     visible_calls=lambda: [Call(({"W": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([0.5, -0.5])},
-                                 {"W": np.array([[0.1, -0.2], [0.3, 0.0]]), "b": np.array([1.0, -1.0])}, 0.1))],
+                                 {"W": np.array([[0.1, -0.2], [0.3, 0.0]]), "b": np.array([1.0, -2.0])}, 0.1)),
+                           Call((_small_params(np.random.default_rng(6)), _small_params(np.random.default_rng(7)), 0.1),
+                                probe="inputs_after")],
     hidden_calls=lambda rng: [Call((params_10_20_5(rng), params_10_20_5(rng), 0.05)),
                               Call((_small_params(rng), _small_params(rng), 0.3)),
                               Call((_small_params(rng), _small_params(rng), 0.1), probe="inputs_after")],
@@ -202,7 +204,8 @@ def _reseeded_call(rng):
 
 iterate_minibatches = Exercise(
     name="iterate_minibatches", points=2, title="Shuffled mini-batches",
-    visible_calls=lambda: [Call((*_distinct_rows(np.random.default_rng(5), 10, 3, 2), 4, 0))],
+    visible_calls=lambda: [Call((*_distinct_rows(np.random.default_rng(5), 10, 3, 2), 4, 0)),
+                           _reseeded_call(np.random.default_rng(6))],
     hidden_calls=lambda rng: [Call((*_distinct_rows(rng, 103, 4, 2), 16, int(rng.integers(1 << 30)))),
                               Call((*_distinct_rows(rng, 64, 3, 1), 64, int(rng.integers(1 << 30)))),
                               Call((*_distinct_rows(rng, 50, 2, 3), 7, int(rng.integers(1 << 30)))),

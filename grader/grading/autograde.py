@@ -27,10 +27,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import exercises, sandbox
-from .course import release_notebook, stable_seed
+from grader.checking import exercises
+from grader import sandbox
+from grader.course import release_notebook, stable_seed
 from .gradebook import ensure_assignment, record
-from .grading import ExerciseResult, Scored, grade_notebook, unusable
+from .grade import ExerciseResult, Scored, grade_notebook, unusable
 from .notebooks_io import UnusableNotebook, identify, parse_notebook
 from .submissions import Submission, find
 
@@ -271,7 +272,7 @@ def _local_runner(jobs: int | None):
 
     def run(tasks):
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["grader.autograde"])
+        context.set_forkserver_preload(["grader.grading.autograde"])  # workers start with the grader imported
         waiting = deque((task, 1) for task in tasks)
         free_slots = list(range(jobs - 1, -1, -1))
         next_slot = jobs
