@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import harness
-from .spec import Call, Function, Tensor
+from .spec import GPTModel, Call, Function, Tensor, TorchGenerator
 
 
 def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
@@ -18,6 +18,14 @@ def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
             arrays[f"{key}.{name}"] = np.asarray(array)
             params[name] = f"{key}.{name}"
         return {"kind": "function", "name": value.name, "params": params}
+    if isinstance(value, TorchGenerator):
+        return {"kind": "torch_generator", "seed": int(value.seed)}
+    if isinstance(value, GPTModel):
+        weights = {}
+        for name, array in value.weights.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+            weights[name] = f"{key}.{name}"
+        return {"kind": "gpt", "weights": weights, "n_head": int(value.n_head)}
     if isinstance(value, np.ndarray):
         arrays[key] = value
         return {"kind": "array", "key": key}
