@@ -21,7 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed, tool_env
+from bench.__main__ import (
+    ROOT,
+    SCRIPTS,
+    CannotRun,
+    print_table,
+    report_cannot_run,
+    run_timed,
+    tool_env,
+)
 
 NUMPY_TARGET_S = 30.0
 FRAMEWORK_TARGET_S = 60.0

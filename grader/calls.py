@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import harness
-from .spec import GPTModel, Call, Function, Tensor, TorchGenerator
+from .spec import Call, Function, GPTModel, Tensor, TorchGenerator
 
 
 def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:

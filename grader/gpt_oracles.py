@@ -294,14 +294,10 @@ def _generate(params: dict, n_head: int, block_size: int, idx, max_new_tokens: i
             logits = torch_forward(tensors, context, n_head)[:, -1, :]
             if temperature_first:
                 logits = logits / temperature
-            top_ids = None
             if top_k is not None:
-                values, top_ids = torch.topk(logits, min(top_k, logits.shape[-1]))
-                if top_k_ids:
-                    logits = logits.masked_fill(logits < values[:, [-1]], float("-inf"))
-                    top_ids = None
-                else:
-                    logits = values
+                values, _ = torch.topk(logits, min(top_k, logits.shape[-1]))
+                # the mistake samples among `values` alone: a place in the top-k list, not a token id
+                logits = logits.masked_fill(logits < values[:, [-1]], float("-inf")) if top_k_ids else values
             probs = torch.softmax(logits, dim=-1) if softmax else logits
             if not temperature_first:
                 probs = probs / temperature

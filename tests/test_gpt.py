@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from notebook_cases import ROOT
 
 from grader import gpt_oracles as O
 from grader import harness, jail, sandbox
@@ -26,7 +27,6 @@ from grader.corpus import MODULES, stdlib_corpus
 from grader.exercises import gpt as G
 from grader.judge import judge_calls
 from grader.notebooks_io import is_test
-from notebook_cases import ROOT
 
 torch.set_num_threads(1)
 

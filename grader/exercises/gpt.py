@@ -28,7 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import gpt_oracles as O
-from ..spec import Call, Exercise, GPTModel, Mistake, NotebookSpec, Tensor, TorchGenerator
+from ..spec import (
+    Call,
+    Exercise,
+    GPTModel,
+    Mistake,
+    NotebookSpec,
+    Tensor,
+    TorchGenerator,
+)
 
 CHINESE_AND_EMOJI = "naïve café, 中文分词 and 🙂🚀: déjà vu, 大模型 😀"
 
@@ -379,6 +387,9 @@ def judge_gpt(call: Call, outputs) -> str | None:
         return hint
     if not np.allclose(got_changed[:, :t], got[:, :t], rtol=1e-5, atol=1e-6):
         return GPT_NOT_CAUSAL
+    with np.errstate(all="ignore"):
+        if not np.allclose(got_changed, O.gpt_forward(params, changed, n_head), rtol=1e-4, atol=1e-5):
+            return GPT_OUTPUT
     return None
 
 
