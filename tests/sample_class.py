@@ -15,7 +15,7 @@ from typing import Callable
 
 import nbformat
 
-from grader.notebooks_io import grade_id, is_answer, is_test
+from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from notebook_cases import ROOT
 
 ASSIGNMENT = "01_forward"
@@ -111,7 +111,7 @@ def edit_locked_cells(nb):
 
 def wrong_assignment(path):
     """A student who uploaded their notebook 02 (answer cells named after 02's exercises)."""
-    from grader.exercises import notebook_spec
+    from grader.checking.exercises import notebook_spec
     cells = [nbformat.v4.new_code_cell(f"def {e.name}(*args):\n    pass", metadata={"nbgrader": {
         "grade": False, "solution": True, "locked": False, "grade_id": e.name, "schema_version": 3}})
         for e in notebook_spec("02_backprop").exercises]

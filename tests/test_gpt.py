@@ -20,13 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notebook_cases import ROOT
 
-from grader import gpt_oracles as O
-from grader import harness, jail, sandbox
-from grader.calls import call_in_process
-from grader.corpus import MODULES, stdlib_corpus
-from grader.exercises import gpt as G
-from grader.judge import judge_calls
-from grader.notebooks_io import is_test
+from grader.checking import gpt_oracles as O
+from grader.checking.corpus import MODULES, stdlib_corpus
+from grader.checking.exercises import gpt as G
+from grader.checking.judge import judge_calls
+from grader.grading.notebooks_io import is_test
+from grader.sandbox import harness, jail, runner
+from grader.sandbox.calls import call_in_process
 
 torch.set_num_threads(1)
 
@@ -223,7 +223,7 @@ def test_training_replay_reproduces_torch_adamw_on_a_module():
 def test_held_out_text_is_invisible_to_the_sandbox():
     """The judge's held-out text lies in the course package, which the sandbox never mounts."""
     package = Path(G.__file__).resolve().parents[1]
-    mounted = [Path(p).resolve() for p in jail.SYSTEM_PATHS + sandbox.python_paths()]
+    mounted = [Path(p).resolve() for p in jail.SYSTEM_PATHS + runner.python_paths()]
     assert not any(package == m or m in package.parents for m in mounted), (package, mounted)
     text = G.held_out_text()
     assert len(text) > 100_000 and "def judge_train" in text

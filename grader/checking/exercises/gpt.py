@@ -4,7 +4,7 @@ the learning-rate schedule, training and sampling.
 What each exercise trusts (nothing a learner's code computes is believed as such):
 
 - ``train_bpe``, ``encode``, ``decode``, ``lm_loss``, ``lr_at``: the returned numbers are the
-  answer; they are compared with ``grader.gpt_oracles``, computed here.
+  answer; they are compared with ``grader.checking.gpt_oracles``, computed here.
 - ``get_batch``: the returned ids are compared with the batch that the notebook's recipe draws
   from a generator seeded here (so "only the given generator" is checked exactly).
 - ``make_gpt``: only the module's parameters (names and shapes read, then values) are trusted;
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import gpt_oracles as O
-from ..spec import (
+from grader.checking import gpt_oracles as O
+from grader.checking.spec import (
     Call,
     Exercise,
     GPTModel,
@@ -58,7 +58,7 @@ def _stdlib_snippet(rng: np.random.Generator, size: int) -> str:
 
 @lru_cache(maxsize=1)
 def training_text() -> str:
-    from ..corpus import stdlib_corpus
+    from grader.checking.corpus import stdlib_corpus
     return stdlib_corpus().train
 
 
@@ -631,14 +631,17 @@ GRADED_WINDOWS = 64
 def held_out_text() -> str:
     """The judge's held-out text: the source code of this grading package.
 
-    It is Python, like the training text, but it is not part of the standard library, and the
+    It is Python, like the training text (the parts of this package that grade: checking,
+    sandbox, grading), but it is not part of the standard library, and the
     sandbox exposes only the system, the Python installation and the virtual environment:
     the course (this package included) is absent there, so the learner's code cannot read it,
     and no argument of any call carries it. The standard library's validation modules, which
     learner code could read, are never used to judge.
     """
-    root = Path(__file__).resolve().parents[1]
-    return "".join(p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.py")))
+    package = Path(__file__).resolve().parents[2]
+    # only the parts that the cluster's version fingerprint covers, so every worker judges alike
+    files = sorted(p for part in ("checking", "sandbox", "grading") for p in (package / part).rglob("*.py"))
+    return "".join(p.read_text(encoding="utf-8") for p in files)
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ between the two.
 
 The grader's own held-out text for the trained model is *not* this validation text (a
 learner's code in the sandbox can read the standard library); see
-``grader.exercises.gpt.held_out_text``.
+``grader.checking.exercises.gpt.held_out_text``.
 """
 from __future__ import annotations
 
