@@ -50,8 +50,8 @@ class GPTModel:
     """A GPT ``nn.Module`` with notebook 07's parameter names holding ``weights`` (name -> array),
     built inside the sandbox by the harness: a model whose right answers the judge knows."""
 
-    weights: dict[str, np.ndarray]
-    n_head: int
+    weights: dict[str, np.ndarray] = field(repr=False)  # a log line names the model, not its numbers
+    n_head: int = 1
 
 
 @dataclass(frozen=True)
