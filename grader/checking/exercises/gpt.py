@@ -617,14 +617,15 @@ REPLAY = dict(vocab=23, block=6, n_layer=1, n_head=2, n_embd=8)
 REPLAY_CONFIG = {"max_steps": 5, "batch_size": 3, "block_size": 6, "max_lr": 1e-2, "min_lr": 1e-3,
                  "warmup_steps": 2, "weight_decay": 0.5, "grad_clip": 0.05}
 # The graded run: byte-level ids (no tokenizer to train here), a model small enough to train on
-# 2 CPU cores in a few seconds. Correct runs reach 3.1 nats on the held-out text, whose unigram
-# baseline is 3.5; the target leaves room for other seeds and Python versions.
+# 2 CPU cores in a few seconds. Correct runs (10 seeds, measured) end 0.29 to 0.43 nats below the
+# unigram baseline on the same held-out windows (about 3.1 against 3.5); a model that learned
+# nothing beyond byte frequencies is at 0, an untrained one about 2 nats above.
 GRADED = dict(vocab=256, block=32, n_layer=1, n_head=2, n_embd=32)
 GRADED_CONFIG = {"max_steps": 120, "batch_size": 32, "block_size": 32, "max_lr": 3e-2, "min_lr": 3e-3,
                  "warmup_steps": 12, "weight_decay": 0.1, "grad_clip": 1.0}
 GRADED_TRAIN_CHARS = 600_000
-GRADED_MARGIN = 0.2  # nats below the held-out text's unigram baseline
-GRADED_WINDOWS = 64
+GRADED_MARGIN = 0.15  # nats below the unigram baseline on the same held-out windows
+GRADED_WINDOWS = 256
 
 
 @lru_cache(maxsize=1)
@@ -671,8 +672,9 @@ def _graded_call(rng):
 
 
 def held_out_loss(params: dict, seed: int) -> tuple[float, float]:
-    """(the model's loss, the unigram baseline's loss) on GRADED_WINDOWS windows of held-out
-    text chosen by ``seed``; the model's by the judge's own forward pass."""
+    """(the model's loss, the unigram baseline's loss) on the same GRADED_WINDOWS windows of
+    held-out text chosen by ``seed``: the model's by the judge's own forward pass, the baseline
+    from the training ids' byte counts. Comparing on the same windows cancels how hard they are."""
     train, held = graded_data()
     T = GRADED["block"]
     starts = np.random.default_rng(seed).integers(0, len(held) - T - 1, GRADED_WINDOWS)
@@ -680,7 +682,9 @@ def held_out_loss(params: dict, seed: int) -> tuple[float, float]:
     y = np.stack([held[s + 1:s + 1 + T] for s in starts])
     with np.errstate(all="ignore"):
         loss = O.lm_loss(O.gpt_forward(params, x, GRADED["n_head"]), y)
-    return loss, O.count_baseline(train, held, GRADED["vocab"], 1)
+    counts = np.bincount(train, minlength=GRADED["vocab"]) + 1.0
+    unigram = float(-np.mean(np.log(counts[y] / counts.sum())))
+    return loss, unigram
 
 
 def judge_train(call: Call, outputs) -> str | None:
@@ -758,8 +762,8 @@ GEN_TEMPERATURE = ("divide the logits by the temperature before the softmax; div
                    "changes nothing, since torch.multinomial normalises them.")
 GEN_TOP_K = ("a sampled token left the top k: keep the k largest logits (set the others to -inf) and sample "
              "from the whole vocabulary, so that the sample is a token id, not a place in the top-k list.")
-GEN_CROP = "raised ValueError: " + ("the context is longer than model.block_size: crop it to its last block_size "
-                                   "tokens, idx[:, -model.block_size:], before each forward pass.")
+GEN_CROP = ("the context grew past model.block_size: crop it to its last block_size tokens, "
+            "idx[:, -model.block_size:], before each forward pass (the position embeddings stop there).")
 GEN_GENERATOR = ("the samples are not those the recipe draws from `generator`: one torch.multinomial(probs, "
                  "num_samples=1, generator=generator) per step, and no other randomness.")
 
@@ -847,7 +851,7 @@ def judge_generate(call: Call, outputs) -> str | None:
     if np.any(out < 0) or np.any(out >= GEN["vocab"]):
         return GEN_SHAPE
     for hint, switches in ((GEN_NO_SOFTMAX, {"softmax": False}), (GEN_TEMPERATURE, {"temperature_first": False}),
-                           (GEN_TOP_K, {"top_k_ids": False})):
+                           (GEN_TOP_K, {"top_k_ids": False}), (GEN_CROP, {"crop": False})):
         try:
             with np.errstate(all="ignore"):
                 if np.array_equal(out, O.generate(**args, **switches)):
