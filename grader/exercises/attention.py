@@ -484,17 +484,30 @@ def _mha_scaled_by_C(x, params, n_heads, causal=True):
                                             "bq": params["bq"] / np.sqrt(n_heads)}, n_heads, causal)
 
 
-def _mha_call(rng, B, T, C, H, dtype=np.float64, large_position=False, **kwargs):
-    x = normal(rng, B, T, C)
-    if large_position:  # one position's queries and keys ~30 times larger: scores near +-900 there
-        x[0, -1] *= 30.0
-    return Call((x.astype(dtype), attention_params(rng, C, dtype), H), kwargs)
+def _head_scores(q, k, n_heads):
+    """(B, H, T, T) scores of every head, from (B, T, C) queries and keys."""
+    return oracles.split_heads(q, n_heads) @ np.swapaxes(oracles.split_heads(k, n_heads), -1, -2) / np.sqrt(
+        q.shape[-1] // n_heads)
+
+
+def _mha_call(rng, B, T, C, H, dtype=np.float64, large_row=False, **kwargs):
+    x, params = normal(rng, B, T, C), attention_params(rng, C, dtype)
+    if large_row:
+        # The last position of the first sequence gets a direction u whose query and key agree in
+        # every head, scaled so that its own score is at least 900; the other rows stay near 0.
+        for _ in range(1000):
+            u = normal(rng, 1, 1, C)
+            gains = _head_scores(u @ params["Wq"], u @ params["Wk"], H)[0, :, 0, 0]
+            if gains.min() > 0.3:
+                break
+        x[0, -1] = np.sqrt(LARGE_SCORE / gains.min()) * u[0, 0]
+    return Call((x.astype(dtype), params, H), kwargs)
 
 
 multi_head_attention = Exercise(
     name="multi_head_attention", points=3, title="Multi-head (causal) self-attention",
     visible_calls=lambda: [_mha_call(_rng(67), 2, 5, 6, 2), _mha_call(_rng(68), 2, 3, 6, 3, causal=False)],
-    hidden_calls=lambda rng: [_mha_call(rng, 1, 4, 10, 1), _mha_call(rng, 3, 7, 6, 3, large_position=True),
+    hidden_calls=lambda rng: [_mha_call(rng, 1, 4, 10, 1), _mha_call(rng, 3, 7, 6, 3, large_row=True),
                               _mha_call(rng, 2, 6, 12, 4, dtype=np.float32),
                               _mha_call(rng, 2, 3, 12, 4, causal=False)],
     expected=oracles.multi_head_attention,
@@ -605,14 +618,26 @@ def _mlp_source(h):
     return f'gelu({h} @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]'
 
 
-def _block_call(rng, B, T, C, H, dtype=np.float64):
-    return Call((normal(rng, B, T, C, dtype=dtype), block_params(rng, C, dtype), H))
+def _block_call(rng, B, T, C, H, dtype=np.float64, large_rows=False):
+    x, params = normal(rng, B, T, C), block_params(rng, C, dtype)
+    if large_rows:
+        # Position 0 of the first sequence is constant, so LN1 maps it to ln1_b = 0 and its only
+        # score (it sees itself alone) is bq . bk / sqrt(d), near 0. Larger Wq and Wk push the
+        # scores of the other rows past 900.
+        x[0, 0], params["ln1_b"] = 0.5, np.zeros(C, dtype)
+        a = oracles.layer_norm(x, params["ln1_g"], params["ln1_b"])
+        for _ in range(20):
+            scores = _head_scores(a @ params["Wq"] + params["bq"], a @ params["Wk"] + params["bk"], H)
+            if np.where(oracles.causal_mask(T), scores, -np.inf).max() > LARGE_SCORE:
+                break
+            params["Wq"], params["Wk"] = 2 * params["Wq"], 2 * params["Wk"]
+    return Call((x.astype(dtype), params, H))
 
 
 transformer_block = Exercise(
     name="transformer_block", points=3, title="The pre-LN transformer block",
     visible_calls=lambda: [_block_call(_rng(69), 2, 4, 6, 2)],
-    hidden_calls=lambda rng: [_block_call(rng, 1, 5, 10, 1), _block_call(rng, 3, 6, 6, 3),
+    hidden_calls=lambda rng: [_block_call(rng, 1, 5, 10, 1), _block_call(rng, 3, 6, 6, 3, large_rows=True),
                               _block_call(rng, 2, 3, 12, 4, dtype=np.float32)],
     expected=oracles.transformer_block,
     rtol=RTOL, atol=1e-5,  # float32 through two layer norms and a 4C-wide MLP
