@@ -493,14 +493,19 @@ def _head_scores(q, k, n_heads):
 def _mha_call(rng, B, T, C, H, dtype=np.float64, large_row=False, **kwargs):
     x, params = normal(rng, B, T, C), attention_params(rng, C, dtype)
     if large_row:
-        # The last position of the first sequence gets a direction u whose query and key agree in
-        # every head, scaled so that its own score is at least 900; the other rows stay near 0.
+        # The last position of the first sequence becomes s * u, with u a direction whose query
+        # and key agree in every head (a head where they disagree has its keys negated), and s
+        # such that that position's score with itself is at least 900; other rows stay near 0.
         for _ in range(1000):
             u = normal(rng, 1, 1, C)
             gains = _head_scores(u @ params["Wq"], u @ params["Wk"], H)[0, :, 0, 0]
-            if gains.min() > 0.3:
+            if np.abs(gains).min() > 0.1:
                 break
-        x[0, -1] = np.sqrt(LARGE_SCORE / gains.min()) * u[0, 0]
+        size = C // H
+        for h in np.flatnonzero(gains < 0):
+            params["Wk"][:, h * size:(h + 1) * size] *= -1
+            params["bk"][h * size:(h + 1) * size] *= -1
+        x[0, -1] = np.sqrt(LARGE_SCORE / np.abs(gains).min()) * u[0, 0]
     return Call((x.astype(dtype), params, H), kwargs)
 
 
