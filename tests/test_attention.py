@@ -694,6 +694,27 @@ def test_page_cost_of_attention_and_of_the_linear_maps(rng):
     assert 6 * 768 == 4608, f"{PAGE}: T > 6C is about 4,600 tokens at C = 768"
 
 
+def test_page_cost_breakdown(rng):
+    """docs/attention.md: 2 T^2 D per head for QK^T; 8 T C^2 for W_Q, W_K, W_V, W_O; 16 T C^2 for the MLP"""
+    page_states(r"$2T^2 D$")
+    page_states(r"$8TC^2$")
+    page_states(r"$16TC^2$")
+    T, C, H = 7, 12, 3
+    D = C // H
+    X, p = t64(rng.standard_normal((1, T, C))), attention.block_params(rng, C)
+
+    def flops(fn):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return counter.get_total_flops()
+
+    q = t64(rng.standard_normal((1, H, T, D)))
+    assert flops(lambda: q @ q.transpose(-1, -2)) == H * 2 * T ** 2 * D, f"{PAGE}: 2 T^2 D per head"
+    assert flops(lambda: [X @ t64(p["W" + n]) for n in "qkvo"]) == 8 * T * C ** 2, f"{PAGE}: 8 T C^2"
+    assert flops(lambda: F.gelu(X @ t64(p["W1"])) @ t64(p["W2"])) == 16 * T * C ** 2, f"{PAGE}: 16 T C^2"
+
+
 def test_page_kv_cache_step_is_one_row_of_causal_attention(rng):
     """docs/attention.md: o_t = softmax(q_t K_<=t^T / sqrt d) V_<=t equals row t of causal attention; cost O(C^2 + tC)"""
     page_states(r"o_t = \mathrm{softmax}\Big(\frac{q_t K_{\le t}^\top}{\sqrt{d}}\Big) V_{\le t}")
