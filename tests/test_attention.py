@@ -448,7 +448,8 @@ def test_page_attention_table_entries(rng):
 
 def test_page_attention_backward_formulas(rng):
     """docs/attention.md: dV = A^T dO, dA = dO V^T, dS = A (dA - rowsum(dA A)), dQ = dS K / sqrt d, dK = dS^T Q / sqrt d"""
-    page_states(r"dV = A^\top dO, \qquad dA = dO\, V^\top, \qquad dS = A \odot \Big( dA - \textstyle\sum_j (dA \odot A)_{:,j} \Big), \qquad dQ = \frac{dS\, K}{\sqrt{d}}, \qquad dK = \frac{dS^\top Q}{\sqrt{d}}")
+    page_states(r"dV = A^\top dO, \qquad dA = dO\, V^\top, \qquad dS = A \odot \Big( dA - \textstyle\sum_j (dA \odot A)_{:,j} \Big)")
+    page_states(r"dQ = \frac{dS\, K}{\sqrt{d}}, \qquad dK = \frac{dS^\top Q}{\sqrt{d}}")
     page_states(r"$\partial A_{ij} / \partial S_{il} = A_{ij}(\delta_{jl} - A_{il})$")
     Q, K, V = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 6, 3)), rng.standard_normal((2, 6, 5))
     dO = rng.standard_normal((2, 4, 5))
@@ -519,7 +520,8 @@ def test_page_causal_mask(rng):
 
 def test_page_multi_head_attention(rng):
     """docs/attention.md: MHA = Concat(head_1..head_H) W_O + b_O, heads on channel slices, as reshapes"""
-    page_states(r"\mathrm{MHA}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_H)\, W_O + b_O, \qquad \mathrm{head}_h = \mathrm{Attention}(Q_h, K_h, V_h)")
+    page_states(r"\mathrm{MHA}(X) = \mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm{head}_H)\, W_O + b_O")
+    page_states(r"\mathrm{head}_h = \mathrm{Attention}(Q_h, K_h, V_h)")
     B, T, C, H = 2, 5, 12, 3
     D = C // H
     X, p = rng.standard_normal((B, T, C)), attention.attention_params(rng, C)
@@ -549,7 +551,8 @@ def test_page_parameter_counts():
 def test_page_layer_norm_and_mlp(rng):
     """docs/attention.md: LN(x) = gamma (x - mu) / sqrt(sigma^2 + eps) + beta, biased variance; MLP and tanh GELU"""
     page_states(r"\mathrm{LN}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta, \qquad \mu = \frac{1}{C} \sum_{c=1}^{C} x_c, \qquad \sigma^2 = \frac{1}{C} \sum_{c=1}^{C} (x_c - \mu)^2")
-    page_states(r"\mathrm{MLP}(u) = \mathrm{GELU}(u W_1 + b_1)\, W_2 + b_2, \qquad \mathrm{GELU}(x) \approx \tfrac{1}{2} x \Big(1 + \tanh\big(\sqrt{2/\pi}\,(x + 0.044715\, x^3)\big)\Big)")
+    page_states(r"\mathrm{MLP}(u) = \mathrm{GELU}(u W_1 + b_1)\, W_2 + b_2")
+    page_states(r"\mathrm{GELU}(x) \approx \tfrac{1}{2} x \Big(1 + \tanh\big(\sqrt{2/\pi}\,(x + 0.044715\, x^3)\big)\Big)")
     page_states(r"$\epsilon = 10^{-5}$")
     C = 7
     x, gamma, beta = rng.standard_normal((3, 4, C)), rng.standard_normal(C), rng.standard_normal(C)
