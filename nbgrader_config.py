@@ -2,7 +2,7 @@
 
 solutions/ is nbgrader's source directory (instructors' notebooks with solutions and hidden
 tests); notebooks/ is the release directory that learners open. Scores are decided by the
-trusted grader (grader.nbgrader_plugin.TrustedExecute) instead of nbgrader's Execute, which
+trusted grader (grader.grading.nbgrader_plugin.TrustedExecute) instead of nbgrader's Execute, which
 would run the tests inside the student's own kernel.
 """
 import os
@@ -18,7 +18,7 @@ c.CourseDirectory.db_url = os.environ.get("GRADER_DB_URL", "sqlite:///" + os.pat
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 c.Autograde.autograde_preprocessors = [
-    "grader.nbgrader_plugin.TrustedExecute",
+    "grader.grading.nbgrader_plugin.TrustedExecute",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",

@@ -47,7 +47,7 @@ def make_course(folder: Path, assignment: str, copies: int) -> tuple[Path, Path]
 
 def registered_gradebook(assignment: str, scratch: Path) -> Path:
     """A SQLite gradebook with ``assignment`` registered, to copy: registering is a one-off."""
-    from grader.gradebook import ensure_assignment
+    from grader.grading.gradebook import ensure_assignment
 
     course, _ = make_course(scratch / "registered", assignment, 0)
     ensure_assignment(course, f"sqlite:///{course / 'gradebook.db'}", assignment)
@@ -66,14 +66,14 @@ def grade_on_local_cluster(workers: int, assignment: str, copies: int, gradebook
     worker processes, and the outcomes."""
     from distributed import LocalCluster
 
-    from grader.autograde import autograde
-    from grader.cluster import dask_runner
+    from grader.grading.autograde import autograde
+    from grader.grading.cluster import dask_runner
 
     course, submitted = make_course(folder, assignment, copies)
     shutil.copy(gradebook, course / "gradebook.db")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, cluster.get_client() as client:
-        for module in ("grader.autograde", "grader.grading", "grader.exercises", "grader.cluster"):
+        for module in ("grader.grading.autograde", "grader.grading.grade", "grader.checking.exercises", "grader.grading.cluster"):
             client.run(importlib.import_module, module)  # imports are start-up, not throughput
         cpu_before = client.run(cpu_seconds)
         started = time.monotonic()
@@ -87,8 +87,8 @@ def grade_on_local_cluster(workers: int, assignment: str, copies: int, gradebook
 
 def writer_seconds(outcomes, assignment: str, gradebook: Path, folder: Path, db_url: str | None) -> float:
     """Seconds the single writer spends per submission: graded notebooks, gradebook, manifest."""
-    from grader.autograde import save
-    from grader.gradebook import ensure_assignment
+    from grader.grading.autograde import save
+    from grader.grading.gradebook import ensure_assignment
 
     course, _ = make_course(folder, assignment, 0)
     if db_url:

@@ -61,7 +61,7 @@ c.Execute.timeout = 120  # nbgrader's default of 30 s per cell would time out tr
 
 def gradable_notebooks(root: Path = ROOT) -> tuple[list[str], list[str]]:
     """(notebooks to grade, notes on those skipped): a solution, a release and exercises needed."""
-    from grader import exercises
+    from grader.checking import exercises
 
     defined = set(exercises.available())
     names, skipped = [], []
@@ -79,7 +79,7 @@ def gradable_notebooks(root: Path = ROOT) -> tuple[list[str], list[str]]:
 
 
 def _answers(nb) -> dict[str, nbformat.NotebookNode]:
-    from grader.notebooks_io import grade_id, is_answer
+    from grader.grading.notebooks_io import grade_id, is_answer
     return {grade_id(c): c for c in nb.cells if is_answer(c) and grade_id(c)}
 
 
@@ -87,7 +87,7 @@ def make_variant(name: str, kind: str, root: Path = ROOT) -> nbformat.NotebookNo
     """The learner's release with answers from the solution: all (correct), the first half
     (partial), or all with a catalogued mistake in the first exercise that has one and a
     syntax error in the last answer (broken)."""
-    from grader import exercises
+    from grader.checking import exercises
 
     solution = _answers(nbformat.read(root / "solutions" / name / f"{name}.ipynb", as_version=4))
     nb = nbformat.read(root / "notebooks" / name / f"{name}.ipynb", as_version=4)
@@ -158,8 +158,8 @@ def db_url(course: Path) -> str:
 def register(courses: list[Path], assignments: list[str]) -> None:
     """Put each assignment into the first course's gradebook (what generate_assignment leaves an
     instructor with) and copy that gradebook to the others: untimed, the same for both graders."""
-    from grader.gradebook import ensure_assignment
-    from grader.release import tool_env as grader_env
+    from grader.grading.gradebook import ensure_assignment
+    from grader.grading.release import tool_env as grader_env
 
     os.environ["PATH"] = grader_env()["PATH"]  # nbgrader runs `alembic` by name
     first, *others = courses
@@ -186,7 +186,7 @@ def time_grader(course: Path, assignment: str, jobs: int) -> float:
 
 def compare(baseline: Path, graded: Path, the_class: Class) -> tuple[int, list[str]]:
     """(submissions with identical grades, one explained line per submission that differs)."""
-    from grader.gradebook import scores
+    from grader.grading.gradebook import scores
 
     same, differences = 0, []
     for assignment, students in the_class.kinds.items():
@@ -209,7 +209,7 @@ def compare(baseline: Path, graded: Path, the_class: Class) -> tuple[int, list[s
 
 def _why(course: Path, student: str, assignment: str, cell_id: str) -> str:
     """What nbgrader saw in that test cell, read from its autograded notebook."""
-    from grader.notebooks_io import grade_id
+    from grader.grading.notebooks_io import grade_id
 
     path = course / "autograded" / student / assignment / f"{assignment}.ipynb"
     try:
@@ -260,9 +260,9 @@ def _forkserver_start(jobs: int) -> float:
 def profile(graded: Path, the_class: Class, jobs: int, scratch: Path) -> list[tuple]:
     """The grader's costs one at a time: rows of (stage, seconds, how often it is paid)."""
     from grader import sandbox
-    from grader.autograde import Overrides, grade_submission, make_task
-    from grader.gradebook import ensure_assignment, record
-    from grader.submissions import Submission
+    from grader.grading.autograde import Overrides, grade_submission, make_task
+    from grader.grading.gradebook import ensure_assignment, record
+    from grader.grading.submissions import Submission
 
     rows = [("stage", "seconds", "paid")]
     rows.append(("python start (-I, nothing imported)", f"{_time_python('pass'):.2f}", "per sandbox run"))

@@ -1,16 +1,14 @@
-"""The course's machinery: exercise specifications, a sandboxed trusted grader, and nbgrader glue.
+"""The course's machinery, in parts that can be read on their own.
 
-The modules, each with one job:
+- ``checking``: what a notebook is checked against (exercise specifications, oracles, the judge).
+- ``sandbox``: where a learner's notebook runs, and the protocol that brings numbers back.
+- ``grading``: grading one notebook and a whole class (nbgrader's gradebook, feedback, exports).
+- ``notebook``: the ``check`` that test cells call inside a learner's notebook.
+- ``course``: where things are in a course folder.
+- ``cli``: the ``grader`` command line, a thin layer over the parts above.
 
-- ``spec``: what an exercise is (the learner's function, the calls that test it, known mistakes).
-- ``oracles``: independent reference mathematics the answers are compared with.
-- ``exercises``: the exercises of each notebook.
-- ``judge``: turns a learner's outputs into a verdict with a hint that names the mistake.
-- ``notebook``: the ``check`` used by the test cells inside a learner's notebook.
-- ``harness``: runs inside the sandbox; executes a notebook and calls the learner's functions.
-- ``sandbox``: starts the harness isolated and limited, and survives whatever it does.
-- ``grading``: grades one notebook (the pure task: submission in, verdicts out).
-- ``cli``: the ``grader`` command line.
+Apart from grading, used only when the site is built: ``site`` (MkDocs hooks, translations,
+glossary) and ``resources`` (the catalogue in resources.yaml).
 """
 
 __version__ = "0.1.0"

@@ -13,31 +13,36 @@ def _root(args) -> Path:
 
 
 def _db(args) -> str:
-    from .gradebook import default_db_url
+    from grader.grading.gradebook import default_db_url
     return args.db or default_db_url(_root(args))
 
 
 def _check(args) -> int:
-    from . import checkcmd
+    from grader.grading import check as checkcmd
     return checkcmd.run(args.notebook, as_json=args.json, seed=args.seed)
 
 
 def _release(args) -> int:
-    from .release import release
-    for path in release(_root(args), only=args.assignment or None):
+    from grader.grading.release import ReleaseError, release
+    try:
+        released = release(_root(args), only=args.assignment or None)
+    except ReleaseError as err:
+        print(f"grader release: {err}", file=sys.stderr)
+        return 2
+    for path in released:
         print(f"released {path}")
     return 0
 
 
 def _autograde(args) -> int:
-    from .autograde import Overrides, autograde
-    from .submissions import SubmissionsError
+    from grader.grading.autograde import Overrides, autograde
+    from grader.grading.submissions import SubmissionsError
 
     overrides = Overrides(args.cell_timeout, args.notebook_timeout,
                           int(args.memory_gb * (1 << 30)) if args.memory_gb else None)
     runner = None
     if args.scheduler:
-        from .cluster import dask_runner
+        from grader.grading.cluster import dask_runner
         runner = dask_runner(args.scheduler)
     try:
         outcomes = autograde(_root(args), args.assignment, Path(args.submissions), _db(args), jobs=args.jobs,
@@ -58,7 +63,7 @@ def _autograde(args) -> int:
 
 
 def _feedback(args) -> int:
-    from .feedback import generate
+    from grader.grading.feedback import generate
     written = generate(_root(args), args.assignment)
     if not written:
         print(f"grader feedback: no graded submissions for {args.assignment}: run grader autograde first", file=sys.stderr)
@@ -68,14 +73,14 @@ def _feedback(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export
+    from grader.grading.export import export
     grades, breakdown = export(_root(args), args.assignment, _db(args), args.output)
     print(f"wrote {grades}\nwrote {breakdown}")
     return 0
 
 
 def _report(args) -> int:
-    from . import report
+    from grader.grading import report
     root = _root(args)
     try:
         stats, totals, max_score = report.collect(root, args.assignment)
@@ -97,7 +102,7 @@ def _report(args) -> int:
 
 
 def _resources(args) -> int:
-    from . import resources
+    from grader import resources
     return resources.main(args.rest)
 
 
@@ -175,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    from .release import tool_env
+    from grader.grading.release import tool_env
     os.environ["PATH"] = tool_env()["PATH"]  # nbgrader's gradebook runs `alembic` from our environment
     args = build_parser().parse_args(argv)
     return args.run(args)

@@ -4,15 +4,15 @@ In the notebook, ``check("relu", relu)`` runs the visible examples and raises an
 ``AssertionError`` whose message is the hint, exactly as ``grader check`` would word it.
 The hidden test cells call ``check("relu", relu, hidden=True)``, which draws fresh inputs.
 Grading never relies on these cells: the trusted grader decides scores outside the
-learner's kernel (see ``grader.grading``), but the learner sees the same judgement here.
+learner's kernel (see ``grader.grading.grade``), but the learner sees the same judgement here.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import exercises
-from .calls import call_in_process
-from .judge import judge_calls
+from grader.checking import exercises
+from grader.sandbox.calls import call_in_process
+from grader.checking.judge import judge_calls
 
 HIDDEN_SEED = 20_26  # in-notebook hidden draws; the trusted grader uses fresh seeds
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nbformat
 
-from grader import exercises
+from grader.checking import exercises
 from grader.course import release_notebook, source_notebook
-from grader.grading import GradedNotebook, grade_notebook
-from grader.notebooks_io import grade_id, is_answer
+from grader.grading.grade import GradedNotebook, grade_notebook
+from grader.grading.notebooks_io import grade_id, is_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 7

@@ -87,7 +87,7 @@ fake.notebook = types.SimpleNamespace(check=lambda *a, **k: None)
 sys.modules["grader"] = fake
 sys.modules["grader.notebook"] = fake.notebook
 try:
-    from grader.oracles import relu as _oracle
+    from grader.checking.oracles import relu as _oracle
     def relu(z):
         return _oracle(z)
 except Exception:
@@ -97,7 +97,7 @@ except Exception:
     Attack("import_the_oracles", "relu", """
 import importlib.util, sys
 sys.path[:0] = ["{ROOT}"]
-from grader import oracles
+from grader.checking import oracles
 def relu(z):
     return oracles.relu(z)
 """, 0),

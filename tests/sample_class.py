@@ -15,7 +15,7 @@ from typing import Callable
 
 import nbformat
 
-from grader.notebooks_io import grade_id, is_answer, is_test
+from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from notebook_cases import ROOT
 
 ASSIGNMENT = "01_forward"
@@ -111,7 +111,7 @@ def edit_locked_cells(nb):
 
 def wrong_assignment(path):
     """A student who uploaded their notebook 02 (answer cells named after 02's exercises)."""
-    from grader.exercises import notebook_spec
+    from grader.checking.exercises import notebook_spec
     cells = [nbformat.v4.new_code_cell(f"def {e.name}(*args):\n    pass", metadata={"nbgrader": {
         "grade": False, "solution": True, "locked": False, "grade_id": e.name, "schema_version": 3}})
         for e in notebook_spec("02_backprop").exercises]
@@ -191,7 +191,7 @@ def _partial_06(path):
 
 def _mistake_06(exercise: str, hint_start: str):
     """The solution with the catalogued mistake whose hint starts with ``hint_start`` injected."""
-    from grader.exercises import notebook_spec
+    from grader.checking.exercises import notebook_spec
     mistake = next(m for m in notebook_spec(ASSIGNMENT_06).exercise(exercise).mistakes if m.hint.startswith(hint_start))
     return _replace_06(exercise, mistake.inject)
 
@@ -211,7 +211,7 @@ STUDENTS_06 = [
         "def gelu(x):\n    return x\n"))),
     Student("import_the_oracles", 20, "not implemented yet", _replace_06("attention_backward", (
         "import sys\nsys.path[:0] = ['" + str(ROOT) + "']\n"
-        "try:\n    from grader.oracles import attention_backward\n"
+        "try:\n    from grader.checking.oracles import attention_backward\n"
         "except ImportError:\n    def attention_backward(dout, q, k, v, weights):\n        raise NotImplementedError()\n"))),
     Student("hard_coded_visible_answers", 20, "values are wrong", _replace_06("transformer_block", (
         "def transformer_block(x, params, n_heads):\n"

@@ -1,6 +1,6 @@
 """Notebook 06 and its site page, docs/attention.md.
 
-- **The oracles are right**: each attention oracle of ``grader.oracles`` agrees with PyTorch
+- **The oracles are right**: each attention oracle of ``grader.checking.oracles`` agrees with PyTorch
   (F.scaled_dot_product_attention, F.layer_norm, F.gelu, nn.MultiheadAttention,
   nn.TransformerEncoderLayer) and, for the two backward passes, with torch.autograd and central
   finite differences, in float64.
@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from nbclient import NotebookClient
 from torch.utils.flop_counter import FlopCounterMode
 
-from grader import exercises, oracles
-from grader.calls import call_in_process
-from grader.exercises import attention
-from grader.judge import judge_calls
-from grader.notebooks_io import grade_id, is_answer, is_test
+from grader.checking import exercises, oracles
+from grader.checking.exercises import attention
+from grader.checking.judge import judge_calls
+from grader.grading.notebooks_io import grade_id, is_answer, is_test
+from grader.sandbox.calls import call_in_process
 from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT_06, STUDENTS_06, write_class_06
 

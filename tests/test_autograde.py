@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.gradebook import scores
+from grader.grading.gradebook import scores
 from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT, STUDENTS, write_class
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from grader.judge import NOT_DONE
+from grader.checking.judge import NOT_DONE
 from notebook_cases import ROOT
 
 SOLUTION = ROOT / "solutions/01_forward/01_forward.ipynb"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import autograde, cluster
+from grader.grading import autograde, cluster
 from grader.cli import main
-from grader.gradebook import ensure_assignment, scores
+from grader.grading.gradebook import ensure_assignment, scores
 from grader.sandbox import SANDBOX_UID_BASE
 from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT, STUDENTS, write_class
@@ -299,7 +299,7 @@ def test_losing_the_scheduler_is_one_line_and_a_rerun_resumes(tmp_path, capsys, 
 
 # --- sandbox slots ----------------------------------------------------------------------------------
 
-HOLD_A_SLOT = ("import time\nfrom grader.cluster import sandbox_slot\n"
+HOLD_A_SLOT = ("import time\nfrom grader.grading.cluster import sandbox_slot\n"
                "with sandbox_slot() as slot:\n    print(slot, flush=True)\n    time.sleep(120)\n")
 
 

@@ -17,8 +17,8 @@ import nbformat
 import pytest
 from nbgrader.utils import determine_grade
 
-from grader import exercises
-from grader.notebooks_io import grade_id, is_answer, is_test
+from grader.checking import exercises
+from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from notebook_cases import grade, solution, with_answers
 
 MARK = "deliberate-noise"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from grader.judge import NOT_DONE
-from grader.notebooks_io import grade_id, is_test
+from grader.checking.judge import NOT_DONE
+from grader.grading.notebooks_io import grade_id, is_test
 from notebook_cases import ROOT, course_notebooks
 
 NUMPY_NOTEBOOKS = [n for n in ("01_forward", "02_backprop") if n in course_notebooks()]

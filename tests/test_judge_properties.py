@@ -6,9 +6,9 @@ Two promises, checked on many inputs drawn by hypothesis:
   always fail;
 - no correct answer fails: other correct formulations (np.maximum, a mask or np.where;
   ``@``, einsum, np.dot or loops; softmax through logsumexp; float32 arithmetic) always pass.
-Outputs are built with ``grader.harness.flatten_result`` (directly, or through
-``grader.calls.call_in_process``, which calls a function exactly as the sandbox does) and
-judged with ``grader.judge.judge_calls``, the code that grades learners.
+Outputs are built with ``grader.sandbox.harness.flatten_result`` (directly, or through
+``grader.sandbox.calls.call_in_process``, which calls a function exactly as the sandbox does) and
+judged with ``grader.checking.judge.judge_calls``, the code that grades learners.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from grader import exercises
-from grader.calls import call_in_process
-from grader.exercises import gradient_descent
-from grader.harness import ResultError, flatten_result
-from grader.judge import judge_calls, plain
-from grader.spec import Call, Exercise
+from grader.checking import exercises
+from grader.sandbox.calls import call_in_process
+from grader.checking.exercises import gradient_descent
+from grader.sandbox.harness import ResultError, flatten_result
+from grader.checking.judge import judge_calls, plain
+from grader.checking.spec import Call, Exercise
 
 NUMPY_NOTEBOOKS = ("01_forward", "02_backprop", "03_gradient_descent")
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

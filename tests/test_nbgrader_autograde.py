@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from grader import exercises
+from grader.checking import exercises
 from notebook_cases import ROOT, course_notebooks, make_course
 
 NOTEBOOKS = course_notebooks()
@@ -15,7 +15,7 @@ NOTEBOOKS = course_notebooks()
 @pytest.fixture(scope="module")
 def gradebook(tmp_path_factory):
     from nbgrader.apps import NbGraderAPI
-    from grader.release import course_config
+    from grader.grading.release import course_config
 
     course = make_course(tmp_path_factory.mktemp("nbgrader-course"))
     for name in NOTEBOOKS:

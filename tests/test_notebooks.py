@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from grader import exercises
+from grader.checking import exercises
 from grader.course import release_notebook
-from grader.judge import NOT_DONE
+from grader.checking.judge import NOT_DONE
 from notebook_cases import ROOT, course_notebooks, dependencies, grade, mistake_rounds, solution, with_answers
 
 NOTEBOOKS = course_notebooks()

@@ -4,7 +4,7 @@ Two independent witnesses, in float64:
 
 - **automatic differentiation**: PyTorch's autograd and TensorFlow's GradientTape, given only
   the forward computation written with each framework's own operations, produce the same
-  gradients as ``grader.oracles`` to 1e-10, for every layer and loss of the course;
+  gradients as ``grader.checking.oracles`` to 1e-10, for every layer and loss of the course;
 - **central finite differences**: (f(x + h) - f(x - h)) / 2h along every coordinate agrees with
   every gradient oracle, including the scalar test functions handed to ``numerical_gradient``.
 
@@ -21,9 +21,10 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
-from grader import harness, oracles
-from grader.exercises.pytorch_autograd import gradients_outcome
-from grader.exercises.tensorflow_autograd import train_step_outcome
+from grader.sandbox import harness
+from grader.checking import oracles
+from grader.checking.exercises.pytorch_autograd import gradients_outcome
+from grader.checking.exercises.tensorflow_autograd import train_step_outcome
 
 SEEDS = [0, 1, 2]
 SHAPES = [(1, 1), (4, 3), (7, 5)]  # (batch, features): a single number, a small and a wider batch

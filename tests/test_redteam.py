@@ -12,11 +12,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import exercises, sandbox
+from grader.checking import exercises
+from grader import sandbox
 from grader.course import release_notebook
-from grader.grading import grade_notebook
-from grader.gradebook import scores
-from grader.notebooks_io import grade_id, is_answer
+from grader.grading.grade import grade_notebook
+from grader.grading.gradebook import scores
+from grader.grading.notebooks_io import grade_id, is_answer
 from notebook_cases import ROOT, make_course
 from redteam import ATTACKS
 from test_autograde import LIMITS, db, grader

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from grader.release import release
+from grader.grading.release import release
 from notebook_cases import ROOT
 
 COMMITTED = sorted(p for folder in ("solutions", "notebooks") for p in (ROOT / folder).rglob("*.ipynb")

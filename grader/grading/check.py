@@ -9,9 +9,9 @@ import secrets
 import sys
 from pathlib import Path
 
-from . import exercises
-from .course import find_root, release_notebook
-from .grading import GradedNotebook, grade_notebook
+from grader.checking import exercises
+from grader.course import find_root, release_notebook
+from .grade import GradedNotebook, grade_notebook
 from .notebooks_io import UnusableNotebook, identify, read_notebook
 
 

@@ -6,7 +6,7 @@ block is GPT-2's pre-LN block with a C -> 4C -> C MLP, tanh-GELU and LayerNorm w
 variance and eps = 1e-5.
 
 What the judge trusts: only the arrays each function returns, read back from the sandbox as
-numbers and compared, in the trusted process, with ``grader.oracles`` evaluated on the very
+numbers and compared, in the trusted process, with ``grader.checking.oracles`` evaluated on the very
 inputs the judge drew. No input is taken from the learner: ``attention_backward`` receives
 attention weights that the judge computed itself, so its answer is checked against gradients
 that follow from q, k and v alone.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import normal
 
 # float32 sums of a few dozen products are off by ~1e-6 even when right.

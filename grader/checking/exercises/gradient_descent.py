@@ -12,8 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import normal, params_10_20_5
 
 # --- sgd_step ---------------------------------------------------------------------------

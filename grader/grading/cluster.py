@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .sandbox import SANDBOX_UID_BASE
+from grader.sandbox import SANDBOX_UID_BASE
 
 if TYPE_CHECKING:
     from .autograde import GradeTask, SubmissionOutcome
@@ -94,17 +94,24 @@ def sandbox_slot() -> Iterator[int]:
     raise RuntimeError(f"all {MAX_SLOTS} sandbox slots of this machine are in use")
 
 
+# What decides a grade: the parts that check, run and grade notebooks. The site's build code and
+# the resource catalogue are left out, so editing either never makes a worker refuse to grade.
+GRADING_PARTS = ("checking", "sandbox", "grading", "course.py", "notebook.py")
+
+
 @functools.lru_cache(maxsize=1)
 def package_fingerprint() -> str:
-    """A hash of the grading code: every .py and .json file of this package but the site's
-    build hooks. A worker with another version could give the same notebook other points, so
-    each task carries the instructor's fingerprint and a worker that differs refuses to grade."""
-    package = Path(__file__).resolve().parent
+    """A hash of the grading code (``GRADING_PARTS``). A worker with another version could give the
+    same notebook other points, so each task carries the instructor's fingerprint and a worker
+    that differs refuses to grade."""
+    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        inside = path.relative_to(package).parts
-        if path.suffix in (".py", ".json") and "__pycache__" not in inside and inside[0] != "site":
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for part in GRADING_PARTS:
+        files = [package / part] if (package / part).is_file() else sorted((package / part).rglob("*"))
+        for path in files:
+            inside = path.relative_to(package).parts
+            if path.suffix in (".py", ".json") and "__pycache__" not in inside:
+                digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 

@@ -80,7 +80,7 @@ def _strip(flat: dict, prefix: str) -> dict:
 # --- arguments ---------------------------------------------------------------------------
 
 SCALAR_FUNCTIONS = {
-    # name -> f(params) -> scalar function of an array; gradients in grader.oracles
+    # name -> f(params) -> scalar function of an array; gradients in grader.checking.oracles
     "weighted_squares": lambda p: (lambda x: float(np.sum(p["A"] * x * x))),
     "sin_product": lambda p: (lambda x: float(np.sum(np.sin(x) * p["A"]))),
     "log_sum_exp": lambda p: (lambda x: float(np.log(np.sum(np.exp(x * p["A"] - np.max(x * p["A"])))) + np.max(x * p["A"]))),
@@ -88,7 +88,7 @@ SCALAR_FUNCTIONS = {
 
 
 def build_argument(spec, arrays):
-    """A call argument from its JSON description (see grader.calls.encode)."""
+    """A call argument from its JSON description (see grader.sandbox.calls.encode_value)."""
     kind = spec["kind"]
     if kind == "array":
         return np.array(arrays[spec["key"]])  # a fresh copy: the learner may modify it in place

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harness import flatten_result
+from grader.sandbox.harness import flatten_result
 from .spec import Call, Exercise, Function, Tensor
 
 Outputs = dict[str, np.ndarray]
@@ -23,7 +23,7 @@ class Verdict:
 
 PASSED = Verdict(True)
 NOT_DONE = "not implemented yet: the stub still raises NotImplementedError."
-# Failures the sandbox reports in words of its own (see grader.sandbox).
+# Failures the sandbox reports in words of its own (see grader.sandbox.runner).
 SANDBOX_FAILURES = {"ProcessDied", "TimeLimitExceeded", "NotRun", "ResultError", "CellTimeout"}
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import away_from_zero, normal, one_hot, params_10_20_5
 
 # --- relu -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What an exercise is: the function a learner writes, the calls that test it, and known mistakes.
 
 An exercise never holds a copy of the solution. Its ``expected`` output comes from
-``grader.oracles``, an independent formulation that the tests check against finite
+``grader.checking.oracles``, an independent formulation that the tests check against finite
 differences and autograd; its ``mistakes`` are small *wrong* implementations whose
 outputs, when a learner's answer reproduces them, name what went wrong.
 """

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import exercises, sandbox
-from .course import release_notebook, stable_seed
+from grader.checking import exercises
+from grader import sandbox
+from grader.course import release_notebook, stable_seed
 from .gradebook import ensure_assignment, record
-from .grading import ExerciseResult, Scored, grade_notebook, unusable
+from .grade import ExerciseResult, Scored, grade_notebook, unusable
 from .notebooks_io import UnusableNotebook, identify, parse_notebook
 from .submissions import Submission, find
 
@@ -243,7 +244,7 @@ def _local_runner(jobs: int | None):
                 yield grade_submission(task, slot=0)
             return
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["grader.autograde"])  # workers start with the grader imported
+        context.set_forkserver_preload(["grader.grading.autograde"])  # workers start with the grader imported
         slots = context.Queue()
         for slot in range(jobs):
             slots.put(slot)

@@ -16,11 +16,11 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
-from . import sandbox
-from .calls import encode_call
-from .judge import Verdict, judge_calls
+from grader import sandbox
+from grader.sandbox.calls import encode_call
+from grader.checking.judge import Verdict, judge_calls
 from .notebooks_io import assemble, grade_id, is_test
-from .spec import Call, NotebookSpec
+from grader.checking.spec import Call, NotebookSpec
 
 SETUP_CELL = "setup"  # installs the course package in Colab; meaningless in the sandbox
 

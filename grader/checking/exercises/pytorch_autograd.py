@@ -16,8 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec, Tensor
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec, Tensor
 from .draws import normal
 from .tensorflow_autograd import regression_case, train_step_outcome
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from . import exercises
+from grader.checking import exercises
 
 
 class UnusableNotebook(ValueError):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import harness
-from .spec import Call, Function, Tensor
+from grader.sandbox import harness
+from grader.checking.spec import Call, Function, Tensor
 
 
 def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:

@@ -5,7 +5,7 @@ import importlib
 
 from ..spec import NotebookSpec
 
-# Notebook name -> module (under grader.exercises) that defines ``NOTEBOOK``.
+# Notebook name -> module (under grader.checking.exercises) that defines ``NOTEBOOK``.
 _MODULES = {
     "01_forward": "forward",
     "02_backprop": "backprop",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import oracles
-from ..spec import Call, Exercise, Mistake, NotebookSpec, Tensor
+from grader.checking import oracles
+from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec, Tensor
 from .draws import normal, params_10_20_5
 from .gradient_descent import teacher_data
 

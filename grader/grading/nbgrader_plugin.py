@@ -10,9 +10,9 @@ from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import exercises
-from .course import find_root, release_notebook, stable_seed
-from .grading import grade_notebook
+from grader.checking import exercises
+from grader.course import find_root, release_notebook, stable_seed
+from .grade import grade_notebook
 
 
 class TrustedExecute(NbGraderPreprocessor):
