@@ -18,8 +18,8 @@ from nbformat import NotebookNode
 
 from grader import sandbox
 from grader.sandbox.calls import encode_call
-from grader.checking.judge import Verdict, judge_calls
-from .notebooks_io import assemble, grade_id, is_test
+from grader.checking.judge import Verdict, blame_dependencies, judge_calls, learner_calls
+from .notebooks_io import assemble, grade_id, is_answer, is_test
 from grader.checking.spec import Call, NotebookSpec
 
 SETUP_CELL = "setup"  # installs the course package in Colab; meaningless in the sandbox
@@ -101,6 +101,10 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
         verdicts[exercise.name] = verdict
         results.append(ExerciseResult(exercise.name, exercise.title, exercise.points if verdict.passed else 0,
                                       exercise.points, verdict.hint))
+    sources = {grade_id(c): c.source for c in nb.cells if is_answer(c) and grade_id(c) in verdicts}
+    verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts, learner_calls(sources))
+    for result in results:
+        result.hint = verdicts[result.name].hint
     _write_outputs(nb, run, spec, verdicts)
     return GradedNotebook(spec.name, nb, results, notes + run.notes, run.isolated, run.seconds)
 
