@@ -205,7 +205,7 @@ STUDENTS_06 = [
     Student("global_max", 14, "subtract each row's own maximum",
             _mistake_06("scaled_dot_product_attention", "subtract each row's own maximum")),
     # attacks: none scores more than its honest part
-    Student("patch_numpy_testing", 19, "values are wrong", _replace_06("gelu", (
+    Student("patch_numpy_testing", 19, "transformer_block calls gelu, which fails its own check", _replace_06("gelu", (
         "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
         "np.allclose = lambda *a, **k: True\nnp.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), dtype=bool)\n"
         "def gelu(x):\n    return x\n"))),
@@ -213,14 +213,14 @@ STUDENTS_06 = [
         "import sys\nsys.path[:0] = ['" + str(ROOT) + "']\n"
         "try:\n    from grader.checking.oracles import attention_backward\n"
         "except ImportError:\n    def attention_backward(dout, q, k, v, weights):\n        raise NotImplementedError()\n"))),
-    Student("hard_coded_visible_answers", 20, "values are wrong", _replace_06("transformer_block", (
+    Student("hard_coded_visible_answers", 20, "your values are all zero", _replace_06("transformer_block", (
         "def transformer_block(x, params, n_heads):\n"
         "    if x.shape != (2, 4, 6):  # the visible example's shape: its answer was copied from a run\n"
         "        return np.zeros_like(x)\n"
         "    h = x + multi_head_attention(layer_norm(x, params['ln1_g'], params['ln1_b']), params, n_heads)\n"
         "    u = layer_norm(h, params['ln2_g'], params['ln2_b'])\n"
         "    return h + gelu(u @ params['W1'] + params['b1']) @ params['W2'] + params['b2']\n"))),
-    Student("weights_as_dv", 20, "values are wrong", _replace_06("attention_backward", (
+    Student("weights_as_dv", 20, "value 1 of 3: your values are all zero", _replace_06("attention_backward", (
         "def attention_backward(dout, q, k, v, weights):\n"
         "    # shapes right, values borrowed from the inputs the grader handed over\n"
         "    return np.zeros_like(q), np.zeros_like(k), v\n"))),
