@@ -39,6 +39,22 @@ class Function:
 
 
 @dataclass(frozen=True)
+class TorchGenerator:
+    """A ``torch.Generator`` seeded with ``seed``, handed to the learner's function."""
+
+    seed: int
+
+
+@dataclass(frozen=True)
+class GPTModel:
+    """A GPT ``nn.Module`` with notebook 07's parameter names holding ``weights`` (name -> array),
+    built inside the sandbox by the harness: a model whose right answers the judge knows."""
+
+    weights: dict[str, np.ndarray] = field(repr=False)  # a log line names the model, not its numbers
+    n_head: int = 1
+
+
+@dataclass(frozen=True)
 class Call:
     """One call of the learner's function: positional and keyword arguments, and a probe.
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from grader.checking.spec import Call, Function, GPTModel, Tensor, TorchGenerator
 from grader.sandbox import harness
-from grader.checking.spec import Call, Function, Tensor
 
 
 def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
@@ -18,6 +18,14 @@ def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
             arrays[f"{key}.{name}"] = np.asarray(array)
             params[name] = f"{key}.{name}"
         return {"kind": "function", "name": value.name, "params": params}
+    if isinstance(value, TorchGenerator):
+        return {"kind": "torch_generator", "seed": int(value.seed)}
+    if isinstance(value, GPTModel):
+        weights = {}
+        for name, array in value.weights.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+            weights[name] = f"{key}.{name}"
+        return {"kind": "gpt", "weights": weights, "n_head": int(value.n_head)}
     if isinstance(value, np.ndarray):
         arrays[key] = value
         return {"kind": "array", "key": key}

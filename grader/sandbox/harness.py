@@ -105,6 +105,11 @@ def build_argument(spec, arrays):
     if kind == "function":
         params = {k: np.array(arrays[key]) for k, key in spec["params"].items()}
         return SCALAR_FUNCTIONS[spec["name"]](params)
+    if kind == "torch_generator":
+        import torch
+        return torch.Generator().manual_seed(spec["seed"])
+    if kind == "gpt":
+        return build_gpt({name: np.array(arrays[key]) for name, key in spec["weights"].items()}, spec["n_head"])
     if kind == "tensor":
         value = np.array(arrays[spec["key"]])
         if spec["framework"] == "torch":
@@ -199,12 +204,116 @@ def _probe_reseeded(result, args, kwargs, probe_args, again):
     return flat
 
 
+# --- notebook 07: a GPT handed to the learner, and what is read back from theirs ----------
+
+def build_gpt(weights: dict, n_head: int):
+    """A GPT module with the notebook's parameter names, holding ``weights``: the model that the
+    judge hands to ``generate`` and ``train_gpt`` (so that the right answer is known)."""
+    import math
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    C = weights["wte.weight"].shape[1]
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
+            scores = q @ k.transpose(-2, -1) / math.sqrt(C // n_head)
+            future = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
+            y = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+        def forward(self, x):
+            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(C), Attention(), nn.LayerNorm(C), MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(nn.Module):
+        def __init__(self, vocab_size, block_size, n_layer):
+            super().__init__()
+            self.block_size = block_size
+            self.wte, self.wpe = nn.Embedding(vocab_size, C), nn.Embedding(block_size, C)
+            self.blocks = nn.ModuleList(Block() for _ in range(n_layer))
+            self.ln_f, self.lm_head = nn.LayerNorm(C), nn.Linear(C, vocab_size, bias=False)
+
+        def forward(self, idx):
+            # Past block_size every position reuses the last position's embedding: a generate that
+            # does not crop its context gets a wrong answer the judge recognises, not an error.
+            positions = torch.arange(idx.shape[1], device=idx.device).clamp(max=self.block_size - 1)
+            x = self.wte(idx) + self.wpe(positions)
+            for block in self.blocks:
+                x = block(x)
+            return self.lm_head(self.ln_f(x))
+
+    n_layer = len({name.split(".")[1] for name in weights if name.startswith("blocks.")})
+    model = GPT(weights["wte.weight"].shape[0], weights["wpe.weight"].shape[0], n_layer)
+    dtype = torch.float64 if weights["wte.weight"].dtype == np.float64 else torch.float32
+    model = model.to(dtype)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            parameter.copy_(torch.tensor(weights[name]))
+    return model
+
+
+def _probe_gpt(result, args, kwargs, probe_args, again=None):
+    """A torch module's parameters by name ("param.<name>"), and its logits on probe_args['x']
+    and on probe_args['x_changed'] (the same ids, one position changed)."""
+    model = result[0] if isinstance(result, (tuple, list)) else result
+    if not hasattr(model, "named_parameters"):
+        raise ResultError(f"returned {type(model).__name__}; expected a torch nn.Module")
+    import torch
+    flat = {f"param.{name}": to_array(p) for name, p in model.named_parameters()}
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for key in ("x", "x_changed"):
+            if key in probe_args:
+                flat[f"output.{key}"] = to_array(model(torch.tensor(probe_args[key], device=device)))
+    return flat
+
+
+def _probe_text(result, args, kwargs, probe_args, again=None):
+    """A string, as its UTF-8 bytes (lone surrogates kept, so no two strings read the same)."""
+    if not isinstance(result, str):
+        raise ResultError(f"returned {type(result).__name__}; expected a str")
+    return {"": np.frombuffer(result.encode("utf-8", "surrogatepass"), dtype=np.uint8).copy()}
+
+
+def _probe_pairs(result, args, kwargs, probe_args, again=None):
+    """A list of (a, b) pairs of ints, as one int64 array of shape (n, 2)."""
+    if not isinstance(result, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(i, (int, np.integer)) for i in p)
+            for p in result):
+        raise ResultError("expected a list of (a, b) pairs of ints")
+    return {"": np.asarray(result, dtype=np.int64).reshape(len(result), 2)}
+
+
 PROBES = {
     "torch_grads": _probe_torch_grads,
     "arguments_after": _probe_arguments_after,
     "model": _probe_model,
     "inputs_after": _probe_inputs_after,
     "reseeded": _probe_reseeded,
+    "gpt": _probe_gpt,
+    "text": _probe_text,
+    "pairs": _probe_pairs,
 }
 
 

@@ -1,0 +1,335 @@
+"""Notebook 07 (a small GPT): the references against independent implementations, the judges
+against cheating and broken answers, and the notebook itself run top to bottom in a kernel.
+
+The sandboxed grading of the solution, the release and every catalogued mistake is in
+tests/test_notebooks.py (07_gpt is one of its notebooks).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from notebook_cases import ROOT
+
+from grader.checking import gpt_oracles as O
+from grader.checking.corpus import MODULES, stdlib_corpus
+from grader.checking.exercises import gpt as G
+from grader.checking.judge import judge_calls
+from grader.grading.notebooks_io import is_test
+from grader.sandbox import harness, jail, runner
+from grader.sandbox.calls import call_in_process
+
+torch.set_num_threads(1)
+
+
+# --- tokenizer ------------------------------------------------------------------------------
+
+def bpe_by_occurrence(text: str, vocab_size: int) -> list[tuple[int, int]]:
+    """BPE written differently: every chunk occurrence kept separately (no counts), pairs
+    counted by scanning, merged with a regex-free loop."""
+    seqs = [list(c.encode("utf-8")) for c in O.PRETOKENIZE.findall(text)]
+    merges = []
+    for new_id in range(256, vocab_size):
+        counts: dict = {}
+        for seq in seqs:
+            for i in range(len(seq) - 1):
+                counts[(seq[i], seq[i + 1])] = counts.get((seq[i], seq[i + 1]), 0) + 1
+        if not counts:
+            break
+        best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        merges.append(best)
+        for k, seq in enumerate(seqs):
+            out, i = [], 0
+            while i < len(seq):
+                if seq[i:i + 2] == list(best):
+                    out.append(new_id)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            seqs[k] = out
+    return merges
+
+
+def encode_by_replaying(text: str, merges) -> list[int]:
+    """Encoding written differently: apply every merge, in training order, to every chunk."""
+    ids = []
+    for chunk in O.PRETOKENIZE.findall(text):
+        seq = list(chunk.encode("utf-8"))
+        for i, pair in enumerate(merges):
+            seq = O.merge_pair(seq, tuple(pair), 256 + i)
+        ids.extend(seq)
+    return ids
+
+
+def test_bpe_matches_an_independent_implementation_on_python_source():
+    text = stdlib_corpus().train[50_000:62_000] + " 中文分词 🙂🙂 naïve " * 5
+    merges = O.train_bpe(text, 330)
+    assert merges == bpe_by_occurrence(text, 330)
+    sample = stdlib_corpus().validation[:4000] + "中 🚀"
+    assert O.encode(sample, merges) == encode_by_replaying(sample, merges)
+
+
+def test_bpe_tie_rule_worked_by_hand():
+    # chunks "ab", " ab", " ba": pairs (a,b) x2, (32,a), (32,b), (b,a) x1 -> (a,b) = (97, 98) first;
+    # then 256 stands for "ab": (32, 256) and (32, 98), (98, 97) once each -> the smallest, (32, 98)
+    assert O.train_bpe("ab ab ba", 258) == [(97, 98), (32, 98)]
+    assert O.train_bpe("ab ab ba", 258, tie="largest") == [(97, 98), (98, 97)]
+
+
+def test_a_merge_can_split_a_multibyte_character_and_decode_still_round_trips():
+    text = " 中文 中国 中间 " * 20
+    merges = O.train_bpe(text, 262)
+    first = "中".encode("utf-8")[0]
+    assert (32, first) in merges  # a space joined to the first byte of a 3-byte character
+    ids = O.encode(text, merges)
+    assert O.decode(ids, merges) == text
+    vocab = O.token_bytes(merges)
+    per_token = "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
+    assert per_token != text and "\ufffd" in per_token  # the catalogued mistake, reproduced
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80))
+def test_chunks_cover_the_text_and_decode_inverts_encode(text):
+    assert "".join(O.chunks(text)) == text
+    merges = G._merges_for(G.BPE_TEXT + G.CHINESE_AND_EMOJI * 4, 300)
+    assert O.decode(O.encode(text, merges), merges) == text
+
+
+@pytest.mark.parametrize("text", ["中文分词：大模型", "emoji 🙂🚀😀 and ZWJ 👩‍💻", "naïve café", "", "\n\t  x"])
+def test_round_trip_on_chinese_and_emoji(text):
+    merges = O.train_bpe(G.CHINESE_AND_EMOJI * 3 + text * 3, 290)
+    assert O.decode(O.encode(text, merges), merges) == text
+
+
+def test_decode_replaces_invalid_utf8():
+    assert O.decode([0xE4, 0xB8], []) == "\ufffd"
+    assert O.decode(list("中".encode()), []) == "中"
+
+
+# --- model, loss, schedule ---------------------------------------------------------------
+
+def test_numpy_forward_matches_torch_modules_and_functional_forward():
+    rng = np.random.default_rng(0)
+    params = O.init_gpt(rng, 29, 10, 2, 16, dtype=np.float64)
+    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
+    idx = rng.integers(0, 29, (3, 10))
+    want = O.gpt_forward(params, idx, n_head=4)
+    module = harness.build_gpt(params, n_head=4)  # nn.Linear, nn.LayerNorm, nn.Embedding, F.gelu
+    assert [n for n, _ in module.named_parameters()] == list(O.gpt_shapes(29, 10, 2, 16))
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.tensor(idx)).numpy(), want, rtol=1e-10, atol=1e-12)
+        functional = O.torch_forward({k: torch.tensor(v) for k, v in params.items()}, torch.tensor(idx), 4)
+    np.testing.assert_allclose(functional.numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_forward_is_causal_and_the_switches_break_it():
+    rng = np.random.default_rng(1)
+    params = O.init_gpt(rng, 13, 8, 1, 8, dtype=np.float64)
+    params = {k: v + 0.2 * rng.standard_normal(v.shape) for k, v in params.items()}
+    idx = rng.integers(0, 13, (2, 8))
+    changed = idx.copy()
+    changed[:, 5] = (idx[:, 5] + 1) % 13
+    for causal in (True, False):
+        a, b = O.gpt_forward(params, idx, 2, causal=causal), O.gpt_forward(params, changed, 2, causal=causal)
+        assert np.allclose(a[:, :5], b[:, :5]) == causal
+        assert not np.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_parameter_count_matches_the_notebooks_table():
+    C, V, T, L = 64, 512, 64, 2
+    count = sum(math.prod(s) for s in O.gpt_shapes(V, T, L, C).values())
+    assert count == 2 * V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
+
+
+def test_lm_loss_matches_torch_cross_entropy_at_any_scale():
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((3, 4, 9)) * np.array([1e-3, 1.0, 900.0])[:, None, None]
+    targets = rng.integers(0, 9, (3, 4))
+    want = F.cross_entropy(torch.tensor(logits).reshape(-1, 9), torch.tensor(targets).reshape(-1)).item()
+    assert np.isfinite(O.lm_loss(logits, targets))
+    assert O.lm_loss(logits, targets) == pytest.approx(want, rel=1e-12)
+    assert O.lm_loss(np.zeros((1, 2, 512)), np.zeros((1, 2), int)) == pytest.approx(math.log(512))
+
+
+def test_lr_schedule_at_its_landmarks():
+    max_lr, warm, total, min_lr = 6e-3, 10, 110, 6e-4
+    assert O.lr_at(0, max_lr, warm, total, min_lr) == pytest.approx(max_lr / warm)
+    assert O.lr_at(warm - 1, max_lr, warm, total, min_lr) == pytest.approx(max_lr)
+    assert O.lr_at(warm, max_lr, warm, total, min_lr) == pytest.approx(max_lr)
+    assert O.lr_at(60, max_lr, warm, total, min_lr) == pytest.approx((max_lr + min_lr) / 2)
+    assert O.lr_at(total, max_lr, warm, total, min_lr) == pytest.approx(min_lr)
+    assert O.lr_at(10 * total, max_lr, warm, total, min_lr) == pytest.approx(min_lr)
+    steps = [O.lr_at(s, max_lr, warm, total, min_lr) for s in range(warm, total + 1)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))
+
+
+def test_count_baselines_match_direct_counting():
+    ids = np.array([0, 1, 2, 1, 0, 1, 2, 2, 1])
+    uni = Counter(ids.tolist())
+    want = -np.mean([math.log((uni[t] + 1) / (len(ids) + 3)) for t in ids])
+    assert O.count_baseline(ids, ids, 3, 1) == pytest.approx(want)
+    follows = Counter(zip(ids[:-1].tolist(), ids[1:].tolist()))
+    prev = Counter(ids[:-1].tolist())
+    want2 = -np.mean([math.log((follows[(a, b)] + 1) / (prev[a] + 3)) for a, b in zip(ids[:-1], ids[1:])])
+    assert O.count_baseline(ids, ids, 3, 2) == pytest.approx(want2)
+
+
+def test_training_replay_reproduces_torch_adamw_on_a_module():
+    """The judge's replay (functional forward, its own AdamW groups) against the same recipe run
+    on the harness's nn.Module with torch.optim.AdamW, written out here."""
+    call = G._replay_call(np.random.default_rng(3))
+    model_arg, ids, config, gen = call.args
+    want = O.train(model_arg.weights, model_arg.n_head, ids.value, config, gen.seed)
+    model = harness.build_gpt(model_arg.weights, model_arg.n_head)
+    named = dict(model.named_parameters())
+    decay = [p for n, p in named.items() if p.dim() >= 2 and not n.startswith(("wte", "wpe"))]
+    rest = [p for n, p in named.items() if not (p.dim() >= 2 and not n.startswith(("wte", "wpe")))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config["weight_decay"]},
+                             {"params": rest, "weight_decay": 0.0}], betas=(0.9, 0.95), eps=1e-8)
+    generator = torch.Generator().manual_seed(gen.seed)
+    ids_t = torch.tensor(ids.value)
+    for step in range(config["max_steps"]):
+        for g in opt.param_groups:
+            g["lr"] = O.lr_at(step, config["max_lr"], config["warmup_steps"], config["max_steps"], config["min_lr"])
+        starts = torch.randint(len(ids_t) - config["block_size"], (config["batch_size"],), generator=generator)
+        x = torch.stack([ids_t[s:s + config["block_size"]] for s in starts])
+        y = torch.stack([ids_t[s + 1:s + 1 + config["block_size"]] for s in starts])
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
+        opt.step()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.detach().numpy(), want[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    # each catalogued training mistake changes the result beyond the judge's tolerance
+    for switch in ({"decay_all": True}, {"clip": False}, {"schedule": False}, {"zero_grad": False}):
+        wrong = O.train(model_arg.weights, model_arg.n_head, ids.value, config, gen.seed, **switch)
+        assert not all(np.allclose(wrong[k], want[k], rtol=1e-6, atol=1e-9) for k in want), switch
+
+
+# --- judges: trust -----------------------------------------------------------------------
+
+def test_held_out_text_is_invisible_to_the_sandbox():
+    """The judge's held-out text lies in the course package, which the sandbox never mounts."""
+    package = Path(G.__file__).resolve().parents[1]
+    mounted = [Path(p).resolve() for p in jail.SYSTEM_PATHS + runner.python_paths()]
+    assert not any(package == m or m in package.parents for m in mounted), (package, mounted)
+    text = G.held_out_text()
+    assert len(text) > 100_000 and "def judge_train" in text
+    corpus = stdlib_corpus()
+    assert text[5000:5200] not in corpus.train and text[5000:5200] not in corpus.validation
+
+
+def test_corpus_is_the_fixed_module_list_split_by_file():
+    corpus = stdlib_corpus()
+    assert list(MODULES) == sorted(MODULES) and len(MODULES) == 61
+    assert set(corpus.train_modules).isdisjoint(corpus.validation_modules)
+    assert len(corpus.validation_modules) == 7 and 2.0 < corpus.megabytes < 4.0
+
+
+def _graded(fn, exercise, calls):
+    return judge_calls(exercise, calls, [call_in_process(fn, exercise.name, c) for c in calls])
+
+
+def test_train_gpt_judge_rejects_a_lookup_model_and_an_untrained_one():
+    call = G._graded_call(np.random.default_rng(4))
+
+    class Lookup(nn.Module):
+        """Returns memorised answers from its forward; its one parameter is the wrong shape."""
+
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Parameter(torch.zeros(256, 256))
+
+        def forward(self, idx):
+            return self.table[idx]
+
+    assert _graded(lambda *a: (Lookup(), []), G.train_gpt, [call]).hint == G.TRAIN_PARAMETERS
+
+    def untrained(model, ids, config, generator):
+        model.forward = lambda idx: torch.zeros(*idx.shape, 256)  # a forward the judge never runs
+        return model, [0.0]
+
+    assert _graded(untrained, G.train_gpt, [call]).hint == G.TRAIN_TARGET
+
+
+def test_make_gpt_judge_rejects_outputs_that_are_not_its_parameters_forward():
+    def cheat(vocab, block, n_layer, n_head, n_embd):
+        model = harness.build_gpt(O.init_gpt(np.random.default_rng(0), vocab, block, n_layer, n_embd), n_head)
+        model.forward = lambda idx: torch.zeros(*idx.shape, vocab)
+        return model
+
+    assert _graded(cheat, G.make_gpt, G.make_gpt.visible_calls()).hint == G.GPT_OUTPUT
+
+
+def test_get_batch_judge_requires_the_generator():
+    def global_rng(ids, block_size, batch_size, generator):
+        starts = torch.randint(len(ids) - block_size, (batch_size,))
+        return (torch.stack([ids[s:s + block_size] for s in starts]),
+                torch.stack([ids[s + 1:s + 1 + block_size] for s in starts]))
+
+    torch.manual_seed(0)
+    assert _graded(global_rng, G.get_batch, G.get_batch.visible_calls()).hint == G.BATCH_GENERATOR
+    x1, _ = O.get_batch(np.arange(100), 5, 4, seed=9)
+    x2, _ = O.get_batch(np.arange(100), 5, 4, seed=9)
+    x3, _ = O.get_batch(np.arange(100), 5, 4, seed=10)
+    assert np.array_equal(x1, x2) and not np.array_equal(x1, x3)
+
+
+def test_generate_judge_knows_the_argmax_path_and_the_top_k_set():
+    model = G.judge_model()
+    idx = np.random.default_rng(5).integers(0, G.GEN["vocab"], (3, 2))
+    args = dict(params=model.weights, n_head=model.n_head, block_size=G.GEN["block"], idx=idx, max_new_tokens=5)
+    greedy = O.generate(**args, temperature=1e-3, seed=1)
+    assert np.array_equal(greedy, O.generate(**args, top_k=1, seed=2))  # both are the argmax path
+    sampled = O.generate(**args, temperature=1.0, top_k=3, seed=3)
+    assert not G._outside_top_k({**args, "top_k": 3}, sampled)
+    wrong = O.generate(**args, temperature=1.0, top_k=3, seed=3, top_k_ids=False)
+    assert np.all(wrong[:, 2:] < 3)  # places in the top-k list, not token ids
+
+
+def test_softmax_exercises_have_calls_whose_rows_differ_wildly_in_scale():
+    for exercise in (G.lm_loss,):
+        scales = [np.abs(c.args[0].value).max(axis=-1) for c in exercise.visible_calls()]
+        assert any(s.max() / s.min() > 1e4 for s in scales)
+    temperatures = [c.kwargs.get("temperature", 1.0) for c in G.generate.hidden_calls(np.random.default_rng(0))]
+    assert min(temperatures) < 1e-2  # logits around +10 divided by it: naive exp() overflows
+
+
+def test_notebook_07_catalogues_at_least_15_mistakes():
+    assert sum(len(e.mistakes) for e in G.NOTEBOOK.exercises) >= 15
+
+
+# --- the notebook itself, in a kernel ------------------------------------------------------
+
+QUICK_STEPS = 30
+
+
+def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
+    """Every cell, the closing sections included, with the demonstration's training budget cut
+    to QUICK_STEPS (the full budget is measured by bench/notebooks.py)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "solutions/07_gpt/07_gpt.ipynb", as_version=4)
+    budget = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("TRAIN_STEPS = ")]
+    assert len(budget) == 1
+    budget[0].source = f"TRAIN_STEPS = {QUICK_STEPS}"
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = {i: "".join(o.get("text", "") for o in c.outputs) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    tests = "".join(printed[i] for i, c in enumerate(nb.cells) if is_test(c))
+    assert tests.count("visible checks passed") == 9 and tests.count("hidden checks passed") == 9
+    everything = "".join(printed.values())
+    assert "MB of Python" in everything and "validation loss of the baselines" in everything
+    assert f"{QUICK_STEPS} steps in" in everything and "--- temperature 1.3" in everything
