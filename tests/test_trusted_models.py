@@ -30,6 +30,14 @@ from test_autograde import LIMITS, grader
 TRAINED = {"03_gradient_descent": "train", "04_tensorflow": "train_keras_model", "05_pytorch": "train_digits"}
 
 
+@pytest.mark.parametrize("notebook", ["01_forward", "02_backprop", "03_gradient_descent", "04_tensorflow", "05_pytorch"])
+def test_every_exercise_says_what_it_trusts(notebook):
+    for exercise in exercises.notebook_spec(notebook).exercises:
+        assert exercise.trust, f"{exercise.name} does not say which returned arrays it trusts"
+        if exercise.judge is not None:  # judged by a property: the reason must be its own
+            assert exercise.trusts, f"{exercise.name} is judged by a property and needs its own trusts"
+
+
 def _rows(array) -> set[bytes]:
     array = np.asarray(array, np.float64)
     return {row.tobytes() for row in array.reshape(len(array), -1)} if array.ndim else set()
