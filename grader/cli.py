@@ -97,8 +97,8 @@ def _report(args) -> int:
 
 
 def _resources(args) -> int:
-    from grader import resources
-    return resources.main(args.rest)
+    from grader.catalogue import command
+    return command.main(args.rest)
 
 
 def _print_table(rows) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from .markdown import table_cell
+
 GLOSSARY_FILE = Path(__file__).with_name("glossary.yaml")
 TABLE_MARKER = "<!-- glossary-table -->"
 REQUIRED = ("en", "zh", "en_def", "zh_def", "see")
@@ -74,10 +76,6 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> list[Term]:
     return terms
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", r"\|")
-
-
 def glossary_table(terms: list[Term], lang: str) -> str:
     """The Markdown table, English first on the English page and Chinese first on the Chinese one."""
     chinese = lang == "zh"
@@ -88,8 +86,8 @@ def glossary_table(terms: list[Term], lang: str) -> str:
     for term in terms:
         page, _anchor = term.see.split("#")
         link = f"[{PAGE_NAMES[page][1 if chinese else 0]}]({term.see})"
-        names = [f"**{_cell(term.zh)}**", _cell(term.en)] if chinese else [f"**{_cell(term.en)}**", _cell(term.zh)]
-        defs = [_cell(term.zh_def), _cell(term.en_def)] if chinese else [_cell(term.en_def), _cell(term.zh_def)]
+        names = [f"**{table_cell(term.zh)}**", table_cell(term.en)] if chinese else [f"**{table_cell(term.en)}**", table_cell(term.zh)]
+        defs = [table_cell(term.zh_def), table_cell(term.en_def)] if chinese else [table_cell(term.en_def), table_cell(term.zh_def)]
         rows.append(f"| {' | '.join(names + defs)} | {link} |")
     return "\n".join(rows) + "\n"
 
