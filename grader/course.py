@@ -7,16 +7,20 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent  # this course's own folder, the default course
+
+
+class CourseError(ValueError):
+    """A course folder, assignment or gradebook that cannot be used; one line naming it and the problem."""
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The nearest folder above ``start`` with nbgrader_config.py, else the package's repository."""
+    """The nearest folder above ``start`` with nbgrader_config.py, else this repository."""
     here = Path(start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
         if (folder / "nbgrader_config.py").exists() and (folder / "notebooks").is_dir():
             return folder
-    return PACKAGE_ROOT
+    return REPOSITORY_ROOT
 
 
 def release_notebook(root: Path, name: str) -> NotebookNode:

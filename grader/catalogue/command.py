@@ -22,10 +22,10 @@ def summarise(catalogue: list[dict[str, Any]]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "") -> int:
     """``grader resources [--online] [--file resources.yaml]``: 0 valid, 1 dead links, 2 invalid."""
     parser = argparse.ArgumentParser(
-        prog="grader resources",
+        prog=prog or "grader resources",
         description="Validate the resources catalogue; with --online also check that its links answer.",
     )
     parser.add_argument("--file", default=DEFAULT_CATALOGUE, help="catalogue to check (default: %(default)s)")
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         catalogue = load_catalogue(args.file)
     except CatalogueError as exc:
-        print(exc, file=sys.stderr)
+        # Alone (as the tests call it) the message as is; from the grader command, prefixed like the others.
+        print(f"{prog}: {exc}" if prog else exc, file=sys.stderr)
         return 2
     print(f"{Path(args.file).name}: {summarise(catalogue)}")
     if not args.online:

@@ -4,26 +4,21 @@ Exit status: 0 when every exercise passes, 1 when any fails, 2 when the file can
 """
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 from pathlib import Path
 
 from grader.checking import exercises
 from grader.course import find_root, release_notebook
-from .grade import GradedNotebook, grade_notebook
+from .grade import grade_notebook
 from .notebooks_io import UnusableNotebook, identify, read_notebook
+from .results import GradedNotebook, format_table, notebook_summary, to_json
 
 
-def format_table(graded: GradedNotebook) -> str:
+def exercise_table(graded: GradedNotebook) -> str:
     rows = [("exercise", "points", "result", "hint")]
-    for e in graded.exercises:
-        rows.append((e.name, f"{e.points:g}/{e.max_points}", "pass" if e.passed else "FAIL", e.hint))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + ("  " + r[3] if r[3] else "") for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  ----")
-    lines.append(f"total: {graded.score:g}/{graded.max_score}")
-    return "\n".join(line.rstrip() for line in lines)
+    rows += [(e.name, f"{e.points:g}/{e.max_points}", "pass" if e.passed else "FAIL", e.hint) for e in graded.exercises]
+    return format_table(rows) + f"\ntotal: {graded.score:g}/{graded.max_score}"
 
 
 def run(path: str, as_json: bool = False, seed: int | None = None) -> int:
@@ -40,13 +35,10 @@ def run(path: str, as_json: bool = False, seed: int | None = None) -> int:
     graded = grade_notebook(nb, release_notebook(root, name), exercises.notebook_spec(name),
                             seed=secrets.randbits(63) if seed is None else seed)
     if as_json:
-        print(json.dumps({"notebook": name, "score": graded.score, "max_score": graded.max_score,
-                          "exercises": [{"name": e.name, "points": e.points, "max_points": e.max_points,
-                                         "passed": e.passed, "hint": e.hint} for e in graded.exercises],
-                          "notes": graded.notes, "isolated": graded.isolated}, indent=2))
+        print(to_json(notebook_summary(graded)))
     else:
         print(f"{notebook_path}  ({name})")
-        print(format_table(graded))
+        print(exercise_table(graded))
         for note in graded.notes:
             print(f"note: {note}")
         if not graded.isolated:

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 from grader.sandbox import SANDBOX_UID_BASE
 
 if TYPE_CHECKING:
-    from .autograde import GradeTask, SubmissionOutcome
+    from .autograde import GradeTask
+    from .results import SubmissionOutcome
 
 MAX_SLOTS = 1024
 TASKS_PER_THREAD = 4  # tasks handed to the scheduler ahead of the workers: enough to keep them busy

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import nbformat
 import numpy as np
@@ -20,46 +19,10 @@ from grader import sandbox
 from grader.sandbox.calls import encode_call
 from grader.checking.judge import Verdict, judge_calls
 from .notebooks_io import assemble, grade_id, is_test
+from .results import ExerciseResult, GradedNotebook
 from grader.checking.spec import Call, NotebookSpec
 
 SETUP_CELL = "setup"  # installs the course package in Colab; meaningless in the sandbox
-
-
-@dataclass
-class ExerciseResult:
-    name: str
-    title: str
-    points: float
-    max_points: int
-    hint: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.points == self.max_points
-
-
-class Scored:
-    """Totals over ``self.exercises`` (a list of ExerciseResult)."""
-
-    exercises: list[ExerciseResult]
-
-    @property
-    def score(self) -> float:
-        return sum(e.points for e in self.exercises)
-
-    @property
-    def max_score(self) -> int:
-        return sum(e.max_points for e in self.exercises)
-
-
-@dataclass
-class GradedNotebook(Scored):
-    name: str
-    notebook: NotebookNode | None
-    exercises: list[ExerciseResult]
-    notes: list[str] = field(default_factory=list)
-    isolated: bool = False
-    seconds: float = 0.0
 
 
 def plan_calls(spec: NotebookSpec, seed: int, max_call_seconds: float | None = None

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import nbformat
 
+from grader.course import CourseError
+
 
 def assignments(course_root: Path) -> list[str]:
+    if not (course_root / "solutions").is_dir():
+        raise CourseError(f"{course_root / 'solutions'}: no such folder (the instructors' notebooks)")
     return sorted(p.name for p in (course_root / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -23,6 +27,8 @@ def course_config(course_root: Path, **overrides):
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
+    if not (course_root / "nbgrader_config.py").is_file():
+        raise CourseError(f"{course_root / 'nbgrader_config.py'}: no such file (not a course folder)")
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
     extra = Config()
     for key, value in overrides.items():
@@ -37,17 +43,23 @@ def release(course_root: Path, output: Path | None = None, only: list[str] | Non
 
     course_root = Path(course_root).resolve()
     output = Path(output or course_root / "notebooks").resolve()
+    known = assignments(course_root)
+    for assignment in only or []:  # all checked before anything is written
+        if assignment not in known:
+            raise CourseError(f"{assignment}: no such assignment in {course_root / 'solutions'}")
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="grader-release-") as scratch:
         staging = Path(scratch) / "release"
         config = course_config(course_root, root=str(course_root), release_directory=str(staging),
                                db_url=f"sqlite:///{Path(scratch) / 'release.db'}")
         api = NbGraderAPI(config=config)
-        for assignment in only or assignments(course_root):
+        for assignment in only or known:
             result = api.generate_assignment(assignment, force=True)
             if not result.get("success"):
-                raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.get('log', '')}"
-                                   f"{result.get('error', '')}")
+                problem = [line.strip() for line in f"{result.get('log', '')}\n{result.get('error', '')}".splitlines()
+                           if line.strip()]
+                raise CourseError(f"{assignment}: nbgrader generate_assignment failed: "
+                                  f"{problem[-1] if problem else 'no reason given'}")
             target = output / assignment
             if target.exists():
                 shutil.rmtree(target)
