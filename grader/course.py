@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,16 @@ def find_root(start: Path | None = None) -> Path:
         if (folder / "nbgrader_config.py").exists() and (folder / "notebooks").is_dir():
             return folder
     return REPOSITORY_ROOT
+
+
+def copy_course(folder: Path, root: Path = REPOSITORY_ROOT) -> Path:
+    """A copy of a course folder (its nbgrader config, solutions/ and notebooks/), as an
+    instructor starts one; the tests and benchmarks grade in such throwaway copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in ("nbgrader_config.py", "solutions", "notebooks"):
+        source = root / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
+    return folder
 
 
 def release_notebook(root: Path, name: str) -> NotebookNode:

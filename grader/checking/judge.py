@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.sandbox.failures import SANDBOX_FAILURES
 from grader.sandbox.harness import flatten_result
 from .spec import Call, Exercise, Function, Tensor
 
@@ -23,8 +24,6 @@ class Verdict:
 
 PASSED = Verdict(True)
 NOT_DONE = "not implemented yet: the stub still raises NotImplementedError."
-# Failures the sandbox reports in words of its own (see grader.sandbox.runner).
-SANDBOX_FAILURES = {"ProcessDied", "TimeLimitExceeded", "NotRun", "ResultError", "CellTimeout"}
 
 
 def plain(value):

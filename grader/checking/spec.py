@@ -30,7 +30,7 @@ class Tensor:
 class Function:
     """A scalar test function handed to the learner by name (e.g. to ``numerical_gradient``).
 
-    The harness builds the callable from ``name`` and ``params`` (see ``harness.TEST_FUNCTIONS``);
+    The harness builds the callable from ``name`` and ``params`` (see ``harness.SCALAR_FUNCTIONS``);
     the oracle side knows the same functions' analytic gradients.
     """
 

@@ -63,7 +63,4 @@ def call_in_process(fn, fn_name: str, call: Call) -> dict:
         result = fn(*args, **kwargs)
         return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args)}
     except Exception as exc:  # the learner's exception is the verdict, not a crash of the check
-        error = {"ename": type(exc).__name__, "evalue": str(exc)}
-        if isinstance(exc, NameError) and getattr(exc, "name", None):
-            error["missing"] = exc.name
-        return {"error": error}
+        return {"error": harness.error_dict(exc)}

@@ -187,6 +187,11 @@ _SAVEZ = np.savez
 _CRASH_LOG = None
 
 
+# The sandbox's failure kinds this side produces (grader.sandbox.failures names them all; this
+# module cannot import it). A cell's time-out is reported by its exception's class name.
+CALL_TIMEOUT = "CallTimeout"
+
+
 class CellTimeout(Exception):
     pass
 
@@ -237,7 +242,8 @@ class EventLog:
         os.write(self.fd, (line + "\n").encode("utf-8", "replace"))
 
 
-def _error(exc: BaseException) -> dict:
+def error_dict(exc: BaseException) -> dict:
+    """An exception as the protocol carries it (``calls.check_call`` reports the same shape)."""
     error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
     if isinstance(exc, NameError) and getattr(exc, "name", None):
         error["missing"] = exc.name
@@ -259,10 +265,10 @@ def run_cells(shell, cells, skip, log, cell_timeout, output_limit):
             signal.setitimer(signal.ITIMER_REAL, 0)
             failure = result.error_before_exec or result.error_in_exec
             if failure is not None:
-                error = _error(failure)
+                error = error_dict(failure)
         except BaseException as exc:  # a timeout that escaped IPython, SystemExit, anything
             signal.setitimer(signal.ITIMER_REAL, 0)
-            error = _error(exc)
+            error = error_dict(exc)
         finally:
             sys.stdout, sys.stderr = saved
         log.emit(event="cell_end", index=index, ok=error is None, error=error, stdout=out.getvalue())
@@ -275,7 +281,7 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             continue
         if call["fn"] in timed_out:  # it hung once: it would hang again, and the verdict is already a fail
             log.emit(event="call_end", index=index, ok=False, keys=None,
-                     error={"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"})
+                     error={"ename": CALL_TIMEOUT, "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"})
             continue
         log.emit(event="call_start", index=index)
         out = BoundedText(output_limit)
@@ -298,10 +304,10 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             _SAVEZ(os.path.join(outdir, f"{index}.npz"), **{f"a{i}": np.asarray(flat[k]) for i, k in enumerate(keys)})
             error = None
         except CellTimeout:
-            keys, error = None, {"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
+            keys, error = None, {"ename": CALL_TIMEOUT, "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
             timed_out.add(call["fn"])
         except BaseException as exc:
-            keys, error = None, _error(exc)
+            keys, error = None, error_dict(exc)
         finally:
             sys.stdout, sys.stderr = saved
         log.emit(event="call_end", index=index, ok=error is None, keys=keys, error=error)
