@@ -14,7 +14,7 @@ import numpy as np
 
 from grader.checking import oracles
 from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
-from .draws import normal, params_10_20_5
+from .draws import normal, params_10_20_5, standardised_digits
 
 # --- sgd_step ---------------------------------------------------------------------------
 
@@ -234,15 +234,8 @@ def teacher_data(rng: np.random.Generator, n: int = REGRESSION["n"], noise: floa
 @lru_cache(maxsize=1)
 def digits_split():
     """Standardised digits: (x_train, y_train one-hot, x_test, labels_test); fixed split."""
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x_train, x_test, labels_train, labels_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target)
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    std[std == 0] = 1.0  # pixels that are always blank in the training set
-    return (x_train - mean) / std, np.eye(10)[labels_train], (x_test - mean) / std, labels_test
+    x_train, labels_train, x_test, labels_test = standardised_digits(0)
+    return x_train, np.eye(10)[labels_train], x_test, labels_test
 
 
 def he_params(rng: np.random.Generator, n_in: int, n_hidden: int, n_out: int) -> dict[str, np.ndarray]:
