@@ -11,7 +11,7 @@ import numpy as np
 
 from grader.sandbox.failures import SANDBOX_FAILURES
 from grader.sandbox.harness import flatten_result
-from .spec import Call, Exercise, Function, Tensor
+from .spec import Call, Exercise, Tensor
 
 Outputs = dict[str, np.ndarray]
 
@@ -169,16 +169,3 @@ def _structure_hint(outputs: Outputs, expected: Outputs) -> str:
         return f"the result has no {', '.join(missing)}; expected keys {', '.join(want)}."
     extra = [k for k in got if k not in expected]
     return f"unexpected entries {', '.join(extra)}; expected keys {', '.join(want)}."
-
-
-def describe(value) -> str:
-    """How a call's arguments read in a hint or a log (shapes, not values)."""
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if isinstance(value, Tensor):
-        return f"{value.framework} tensor{value.value.shape}"
-    if isinstance(value, Function):
-        return f"function {value.name}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {describe(v)}" for k, v in value.items()) + "}"
-    return repr(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -60,11 +61,12 @@ class GradeTask:
     overrides: Overrides = Overrides()
 
 
-def make_task(root: Path, assignment: str, submission: Submission, overrides: Overrides) -> GradeTask:
-    files = {name: (str(path), Path(path).read_bytes() if Path(path).is_file() else None)
-             for name, path in submission.files.items()}
+def make_task(root: Path, assignment: str, submission: Submission, overrides: Overrides,
+              contents: dict[str, bytes | None] | None = None) -> GradeTask:
+    contents = submission.read() if contents is None else contents
+    files = {name: (str(path), contents[name]) for name, path in submission.files.items()}
     templates = {name: nbformat.writes(release_notebook(root, name)) for name in submission.files}
-    return GradeTask(submission.student, assignment, submission.digest(), files, templates,
+    return GradeTask(submission.student, assignment, submission.digest(contents), files, templates,
                      tuple(submission.problems), overrides)
 
 
@@ -161,20 +163,23 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     """
     root = Path(root).resolve()
     names = notebooks_of(root, assignment)
-    found = find(assignment, names, Path(location), **({"pattern": pattern} if pattern else {}))
-    ensure_assignment(root, db_url, assignment)
-    outcomes: dict[str, SubmissionOutcome] = {}
-    todo: list[Submission] = []
-    for submission in found:
-        manifest = read_manifest(root, submission.student, assignment)
-        if manifest and manifest.get("digest") == submission.digest():
-            outcomes[submission.student] = outcome_of(manifest)
-        else:
-            todo.append(submission)
-    bar = Progress(len(todo), enabled=progress)
     if runner is None and not overrides.threads:  # share the cores among the notebooks graded at once
         overrides = replace(overrides, threads=max(1, (os.cpu_count() or 1) // _jobs(jobs)))
-    tasks = [make_task(root, assignment, s, overrides) for s in todo]
+    outcomes: dict[str, SubmissionOutcome] = {}
+    # A zip is unpacked into scratch; every file is read (once) into the tasks before it goes.
+    with tempfile.TemporaryDirectory(prefix="grader-zip-") as scratch:
+        found = find(assignment, names, Path(location), scratch=Path(scratch),
+                     **({"pattern": pattern} if pattern else {}))
+        ensure_assignment(root, db_url, assignment)
+        tasks = []
+        for submission in found:
+            contents = submission.read()
+            manifest = read_manifest(root, submission.student, assignment)
+            if manifest and manifest.get("digest") == submission.digest(contents):
+                outcomes[submission.student] = outcome_of(manifest)
+            else:
+                tasks.append(make_task(root, assignment, submission, overrides, contents))
+    bar = Progress(len(tasks), enabled=progress)
     for outcome in (runner or _local_runner(jobs))(tasks):
         save(root, db_url, assignment, outcome)
         outcomes[outcome.student] = outcome
