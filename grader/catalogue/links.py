@@ -57,4 +57,4 @@ def check_link(entry_id: str, url: str, timeout: float = 15.0) -> LinkResult:
 def check_links(catalogue: list[dict[str, Any]], timeout: float = 15.0, workers: int = 8) -> list[LinkResult]:
     jobs = [(entry["id"], url) for entry in catalogue for url in entry_links(entry)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: check_link(*job, timeout=timeout), jobs))
+        return list(pool.map(lambda job: check_link(job[0], job[1], timeout=timeout), jobs))

@@ -12,12 +12,14 @@ import re
 import sys
 import unicodedata
 import urllib.parse
-from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema as jsonschema_types
 
 
 def _import_jsonschema():
@@ -108,7 +110,7 @@ def _entry_label(entry: Any, index: int) -> str:
 
 
 @lru_cache(maxsize=1)
-def _entry_validator() -> jsonschema.protocols.Validator:
+def _entry_validator() -> jsonschema_types.protocols.Validator:
     schema = load_schema()
     entry_schema = {"$defs": schema["$defs"], "$ref": "#/$defs/entry"}
     validator_class = jsonschema.validators.validator_for(schema)
@@ -127,7 +129,7 @@ def _schema_problem(entry: dict[str, Any]) -> tuple[str, str] | None:
     return problems[0]
 
 
-def _describe_schema_error(error: jsonschema.ValidationError, entry: dict[str, Any]) -> tuple[str, str]:
+def _describe_schema_error(error: jsonschema_types.ValidationError, entry: dict[str, Any]) -> tuple[str, str]:
     """Translate one jsonschema error into (field, message) using the schema's own x-error texts."""
     entry_schema = load_schema()["$defs"]["entry"]
     properties = entry_schema["properties"]

@@ -40,6 +40,7 @@ def plain(value):
 def expected_outputs(exercise: Exercise, call: Call) -> Outputs:
     args = [plain(a) for a in call.args]
     kwargs = {k: plain(v) for k, v in call.kwargs.items()}
+    assert exercise.expected is not None, f"{exercise.name} is judged by a property, not an oracle"
     return flatten_result(exercise.expected(*args, **kwargs))
 
 
@@ -65,7 +66,7 @@ def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> V
     generic: str | None = None
     for call, result in zip(calls, results):
         hint, recognised = _judge_one(exercise, call, result)
-        if recognised:  # a catalogued mistake is the most useful thing to say
+        if recognised and hint:  # a catalogued mistake is the most useful thing to say
             return Verdict(False, hint)
         generic = generic or hint
     return Verdict(False, generic) if generic else PASSED

@@ -61,7 +61,7 @@ def _uids_running() -> set[int]:
     uids = set()
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            line = next(l for l in status.read_text().splitlines() if l.startswith("Uid:"))
+            line = next(text for text in status.read_text().splitlines() if text.startswith("Uid:"))
             uids.add(int(line.split()[1]))
         except (OSError, StopIteration, ValueError, IndexError):
             continue  # the process ended while we looked

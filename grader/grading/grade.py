@@ -85,7 +85,7 @@ def _write_outputs(nb: NotebookNode, run: sandbox.RunResult, spec: NotebookSpec,
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
-        exercise = by_test_id.get(grade_id(cell))
+        exercise = by_test_id.get(grade_id(cell) or "")
         if exercise is not None and is_test(cell):
             verdict = verdicts[exercise.name]
             if verdict.passed:

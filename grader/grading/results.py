@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from nbformat import NotebookNode
@@ -192,7 +193,7 @@ def to_json(summary: Any) -> str:
     return json.dumps(summary, indent=2)
 
 
-def format_table(rows: list[tuple[str, ...]]) -> str:
+def format_table(rows: Sequence[Sequence[str]]) -> str:
     """Rows as aligned columns under a header rule; the last column is left ragged."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []

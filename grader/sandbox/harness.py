@@ -204,7 +204,8 @@ class BoundedText(io.TextIOBase):
     """Keeps the first ``limit`` characters written to it; an output flood costs nothing."""
 
     def __init__(self, limit: int):
-        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
+        self.limit, self.size, self.dropped = limit, 0, 0
+        self.parts: list[str] = []
 
     def writable(self):
         return True
@@ -244,7 +245,7 @@ class EventLog:
 
 def error_dict(exc: BaseException) -> dict:
     """An exception as the protocol carries it (``calls.check_call`` reports the same shape)."""
-    error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+    error: dict[str, object] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
     if isinstance(exc, NameError) and getattr(exc, "name", None):
         error["missing"] = exc.name
     return error

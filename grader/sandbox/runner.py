@@ -100,7 +100,7 @@ def _death_reason(returncode: int | None, killed_for: str | None) -> str:
         names = {signal.SIGSEGV: "a segmentation fault", signal.SIGKILL: "being killed (memory exhausted?)",
                  signal.SIGXCPU: "the CPU time limit", signal.SIGXFSZ: "the file size limit",
                  signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error"}
-        return f"the process died from {names.get(sig, signal.Signals(sig).name)}"
+        return f"the process died from {names.get(signal.Signals(sig), signal.Signals(sig).name)}"
     return f"the process exited with status {returncode} (os._exit or similar)"
 
 
@@ -224,7 +224,7 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
             if isolated:
                 os.chown(work / "out", uid, uid)
             (work / "job.json").write_text(json.dumps(job))
-            np.savez(work / "inputs.npz", **arrays)
+            np.savez(work / "inputs.npz", **arrays)  # type: ignore[arg-type]
             shutil.copy(HERE / "harness.py", work / "harness.py")
             run_ = _Attempt(work, root, limits, uid, isolated, deadline, job)
             run_.watch()
