@@ -101,11 +101,21 @@ def _domain_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, OSError, SQLAlchemyError)
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException, args) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror or error}"
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    problem = lines[0] if lines else type(error).__name__
+    if isinstance(error, SQLAlchemyError):
+        try:
+            where = make_url(_db(args)).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 (a URL that does not even parse: say so without it)
+            where = "the gradebook URL"
+        return f"{where}: {problem}"
+    return problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if not isinstance(error, _domain_errors()):
             raise
-        print(f"grader {args.command}: {_one_line(error)}", file=sys.stderr)
+        print(f"grader {args.command}: {_one_line(error, args)}", file=sys.stderr)
         return 2
 
 

@@ -167,7 +167,12 @@ def manifest_files(root: Path, assignment: str) -> list[Path]:
 
 def read_manifests(root: Path, assignment: str) -> list[Manifest]:
     """Every graded submission of ``assignment``; a ValueError naming it when there is none."""
-    manifests = [json.loads(p.read_text()) for p in manifest_files(root, assignment)]
+    manifests = []
+    for path in manifest_files(root, assignment):
+        try:
+            manifests.append(json.loads(path.read_text()))
+        except ValueError as error:  # written atomically: only a hand edit or a broken disk does this
+            raise ValueError(f"{path}: not a manifest grader autograde wrote ({error})") from None
     if not manifests:
         raise ValueError(f"{assignment}: no graded submissions under {root / 'autograded'}: run grader autograde first")
     return manifests
