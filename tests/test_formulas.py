@@ -153,6 +153,27 @@ def test_dense_backward(gen, name, latex):
     close(*formula, f"{ALGORITHMS}: {name}")
 
 
+def test_source_chain_rule_as_a_contraction_over_the_indices_of_y(gen):
+    """docs/algorithms.md: dL/dW_jm = sum_ik dL/dy_ik dy_ik/dW_jm, with dy_ik/dW_jm = f'(Z_ik) x_ij delta_km"""
+    page_states(ALGORITHMS, r"\frac{\partial L}{\partial W_{jm}} = \sum_{i=1}^{n} \sum_{k=1}^{h} \frac{\partial L}{\partial y_{ik}} \, \frac{\partial y_{ik}}{\partial W_{jm}}")
+    page_states(ALGORITHMS, r"\frac{\partial y_{ik}}{\partial W_{jm}} = f'(Z_{ik}) \, x_{ij} \, \delta_{km}")
+    n, d, h = 4, 3, 5
+    x, W, b, target = randn(gen, n, d), randn(gen, d, h, requires_grad=True), randn(gen, h), randn(gen, n, h)
+    layer = lambda w: torch.sigmoid(x @ w + b)  # noqa: E731
+    jacobian = torch.autograd.functional.jacobian(layer, W.detach())  # (n, h, d, h): dy_ik / dW_jm
+    s = torch.sigmoid(x @ W.detach() + b)
+    structured = torch.einsum("ik,ij,km->ikjm", s * (1 - s), x, torch.eye(h))
+    close(jacobian, structured, f"{ALGORITHMS}: dy_ik/dW_jm = f'(Z_ik) x_ij delta_km")
+    y = layer(W)
+    loss = ((y - target) ** 2).mean()
+    dL_dy = torch.autograd.grad(loss, y, retain_graph=True)[0]
+    loss.backward()
+    close(torch.einsum("ik,ikjm->jm", dL_dy, jacobian), W.grad, f"{ALGORITHMS}: the contraction is the chain rule")
+    page_states(ALGORITHMS, r"tokens that is $7 \times 10^{13}$ numbers")
+    entries = 1000 * 4096 * 4096 * 4096  # n h . d h for a 4096 x 4096 layer and 1000 tokens
+    assert f"{entries:.0e}" == "7e+13", f"{ALGORITHMS}: size of the four-index Jacobian {entries:.3g}"
+
+
 def test_dense_weight_gradient_index_form(gen):
     """docs/algorithms.md: dL/dW_jm = sum_i x_ij dZ_im (the sum over the batch the scalar chain rule hides)"""
     page_states(ALGORITHMS, r"\frac{\partial L}{\partial W_{jm}} = \sum_{i=1}^{n} x_{ij} \, \mathrm{d}Z_{im}")
@@ -229,6 +250,15 @@ def test_central_difference_accuracy():
     numeric = central(1e-6)
     relative = np.linalg.norm(numeric - exact) / np.linalg.norm(exact)
     assert relative < 1e-7, f"{ALGORITHMS}: central difference rel. error {relative:.2g} at eps=1e-6"
+    # Notebook 02's settings: any step from 1e-6 to 1e-4 passes its verdict "1e-7 or smaller: right",
+    # with its error max|a - b| / max(|a| + |b|); a much smaller step loses digits to rounding (~1/eps).
+    page_states(ALGORITHMS, r"any step from about $10^{-6}$ to $10^{-4}$ works in float64")
+    errors = {}
+    for eps in (1e-4, 1e-5, 1e-6, 1e-9):
+        numeric = central(eps)
+        errors[eps] = np.max(np.abs(numeric - exact)) / np.max(np.abs(numeric) + np.abs(exact))
+    assert max(errors[1e-4], errors[1e-5], errors[1e-6]) < 1e-7, f"{ALGORITHMS}: notebook 02's error {errors}"
+    assert errors[1e-9] > 100 * errors[1e-6], f"{ALGORITHMS}: rounding error should grow like 1/eps {errors}"
     # The error shrinks like eps^2: on a smooth function, halving eps divides it by about 4.
     f = lambda v: np.sin(v) * np.exp(v)  # noqa: E731
     df = np.cos(1.0) * np.exp(1.0) + np.sin(1.0) * np.exp(1.0)
@@ -268,6 +298,40 @@ def test_full_gradient_is_mean_of_example_gradients(gen):
     order = torch.randperm(N, generator=gen)
     batches = torch.stack([grad_on(order[s:s + B]) for s in range(0, N, B)])
     close(batches.mean(dim=0), full, f"{ALGORITHMS}: mean of one epoch's mini-batch gradients = full gradient")
+
+
+def test_summed_loss_scales_the_curvature_and_shrinks_the_stable_learning_rate():
+    """docs/algorithms.md: with a sum over the batch, gradient and curvature grow like n; the stable rate 2/a shrinks as 1/n"""
+    page_states(ALGORITHMS, r"shrinks as $1/n$")
+    rng = np.random.default_rng(0)
+    X1, y1 = rng.normal(size=(32, 3)), rng.normal(size=32)
+    X16, y16 = np.tile(X1, (16, 1)), np.tile(y1, 16)  # the same data, a batch 16 times larger (512)
+    curvature = lambda X, summed: np.linalg.eigvalsh(2 * X.T @ X / (1 if summed else len(X))).max()  # noqa: E731
+    close(curvature(X16, True), 16 * curvature(X1, True), f"{ALGORITHMS}: summed loss, curvature x16")
+    close(curvature(X16, False), curvature(X1, False), f"{ALGORITHMS}: mean loss, curvature unchanged")
+
+    def diverges(X, y, alpha, summed):
+        w = np.zeros(3)
+        for _ in range(500):
+            w -= alpha * 2 * X.T @ (X @ w - y) / (1 if summed else len(X))
+            if np.abs(w).max() > 1e6:
+                return True
+        return False
+
+    alpha = 0.9 * 2 / curvature(X1, True)  # stable for the summed loss on 32 examples
+    assert not diverges(X1, y1, alpha, True) and diverges(X16, y16, alpha, True), f"{ALGORITHMS}: sum, 32 vs 512"
+    alpha = 0.9 * 2 / curvature(X1, False)
+    assert not diverges(X1, y1, alpha, False) and not diverges(X16, y16, alpha, False), f"{ALGORITHMS}: mean, 32 vs 512"
+
+
+def test_least_squares_optimum_of_the_minibatch_example():
+    """docs/algorithms.md: the least-squares solution of the mini-batch example has loss 0.0077"""
+    page_states(ALGORITHMS, r"the least-squares solution has loss $0.0077$ on this data")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 3))
+    y = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=256)
+    w = np.linalg.lstsq(X, y, rcond=None)[0]
+    assert f"{np.mean((X @ w - y) ** 2):.4f}" == "0.0077", f"{ALGORITHMS}: least-squares loss"
 
 
 def test_learning_rate_stability_on_a_quadratic():

@@ -161,7 +161,49 @@ KNOWN_IDENTIFIERS = [
     ("ioffe-2015-batch-normalization", "arxiv", "1502.03167"),
     ("ba-2016-layer-normalization", "arxiv", "1607.06450"),
     ("rumelhart-1986-backpropagation", "doi", "10.1038/323533a0"),
+    # Added in the content review (issue 16), each checked against its arXiv abstract or DOI record.
+    ("openai-2024-o1-system-card", "arxiv", "2412.16720"),
+    ("deepseek-2025-r1", "arxiv", "2501.12948"),
+    ("lambert-2024-tulu-3", "arxiv", "2411.15124"),
+    ("shao-2024-deepseekmath", "arxiv", "2402.03300"),
+    ("fedus-2021-switch-transformers", "arxiv", "2101.03961"),
+    ("jiang-2024-mixtral", "arxiv", "2401.04088"),
+    ("deepseek-2024-v3", "arxiv", "2412.19437"),
+    ("kimi-2025-k2", "arxiv", "2507.20534"),
+    ("gemini-2024-gemini-1-5", "arxiv", "2403.05530"),
+    ("peng-2023-yarn", "arxiv", "2309.00071"),
+    ("schick-2023-toolformer", "arxiv", "2302.04761"),
+    ("yao-2023-react", "arxiv", "2210.03629"),
+    ("dubey-2024-llama-3", "arxiv", "2407.21783"),
+    ("qwen-2024-qwen2-5", "arxiv", "2412.15115"),
+    ("zhang-2019-rmsnorm", "arxiv", "1910.07467"),
+    ("gu-2023-mamba", "arxiv", "2312.00752"),
+    ("silver-2016-alphago", "doi", "10.1038/nature16961"),
+    ("vinyals-2019-alphastar", "doi", "10.1038/s41586-019-1724-z"),
+    ("hinton-2012-deep-neural-networks-speech", "doi", "10.1109/MSP.2012.2205597"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "field", "must_say", "must_not_say"),
+    [
+        # LLaMA and most current LLMs use RMSNorm, not LayerNorm (the LLaMA entry says so too).
+        ("ba-2016-layer-normalization", "summary", ["RMSNorm", "original Transformer"], ["every Transformer block."]),
+        ("touvron-2023-llama", "summary", ["RMSNorm"], []),
+        # The first NeurIPS met in Denver in November 1987, not in December.
+        ("neurips", "summary", ["November 1987"], ["every December since 1987"]),
+        # Bengio et al. (2003) learned word embeddings a decade before word2vec.
+        ("mikolov-2013-word2vec", "summary", ["Bengio et al. (2003)"], ["start here"]),
+        # State-space and hybrid models are not Transformer variants.
+        ("vaswani-2017-attention", "summary", ["state-space"], ["Every large language model since is"]),
+    ],
+)
+def test_corrected_catalogue_statements(by_id, entry_id, field, must_say, must_not_say):
+    text = " ".join(by_id[entry_id][field].split())
+    for phrase in must_say:
+        assert phrase in text, (entry_id, phrase)
+    for phrase in must_not_say:
+        assert phrase not in text, (entry_id, phrase)
 
 
 @pytest.mark.parametrize(("entry_id", "field", "expected"), KNOWN_IDENTIFIERS)
@@ -463,6 +505,13 @@ def test_expand_citations_can_link_straight_to_the_kind_page(catalogue):
     assert resources.expand_citations("[@neurips]", catalogue, "../resources/{page}") == (
         "[Conference on Neural Information Processing Systems (NeurIPS) (Neural Information Processing "
         "Systems Foundation, 1987)](../resources/conferences.md#neurips)"
+    )
+
+
+def test_expand_citations_can_link_to_the_work_itself(catalogue):
+    # What a released notebook shows: the same label, linked to the entry's own page.
+    assert resources.expand_citations("[@vaswani-2017-attention]", catalogue, resources.entry_link) == (
+        "[Attention Is All You Need (Vaswani et al., 2017)](https://arxiv.org/abs/1706.03762)"
     )
 
 

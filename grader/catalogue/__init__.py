@@ -8,7 +8,7 @@
 
 The names most callers need are re-exported here.
 """
-from .citations import CITATION, citation_authors, expand_citations, surname
+from .citations import CITATION, citation_authors, citation_label, entry_link, expand_citations, surname
 from .command import main, summarise
 from .links import BLOCKED_STATUSES, LinkResult, check_link, check_links, entry_links
 from .load import (DEFAULT_CATALOGUE, SCHEMA_PATH, CatalogueError, allowed_topics, count_sentences,
@@ -21,7 +21,7 @@ from .pages import (KIND_LABELS, KIND_PAGES, LANGUAGE_LABELS, LEVEL_LABELS, TEXT
 __all__ = [
     "BLOCKED_STATUSES", "CITATION", "DEFAULT_CATALOGUE", "KIND_LABELS", "KIND_PAGES", "LANGUAGE_LABELS",
     "LEVEL_LABELS", "SCHEMA_PATH", "TEXT", "TOPIC_LABELS", "CatalogueError", "LinkResult", "allowed_topics",
-    "check_link", "check_links", "citation_authors", "count_sentences", "count_sentences_zh", "entry_links",
+    "check_link", "check_links", "citation_authors", "citation_label", "entry_link", "count_sentences", "count_sentences_zh", "entry_links",
     "expand_citations", "identifier_links", "is_valid_isbn", "is_valid_url", "isbn_digits", "jsonschema",
     "kind_page_name", "latest_allowed_year", "load_catalogue", "load_schema", "main", "normalise_title",
     "normalise_url", "render_resources_pages", "strip_arxiv_version", "summarise", "surname", "validate_catalogue",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from mkdocs.structure.files import File
 
-from .languages import Edition, base_uri, i18n_plugin
+from grader.site.languages import Edition, base_uri, i18n_plugin
 
 
 def generated_page(config, src_uri: str, markdown: str, edition: Edition, editions: list[Edition]) -> File:

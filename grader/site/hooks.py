@@ -26,9 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # mkdocs loads hooks by file path, not as a package
     sys.path.insert(0, str(REPO_ROOT))
 
-from . import glossary, notebook_pages  # noqa: E402
-from .generated_files import generated_page  # noqa: E402
-from .languages import base_uri, current_edition, page_language, site_editions  # noqa: E402
+from grader.site import glossary, notebook_pages  # noqa: E402
+from grader.site.generated_files import generated_page  # noqa: E402
+from grader.site.languages import base_uri, current_edition, page_language, site_editions  # noqa: E402
 
 RESOURCES_FILE = REPO_ROOT / "resources.yaml"
 RESOURCES_INDEX = "resources/index.md"

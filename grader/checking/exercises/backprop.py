@@ -44,7 +44,7 @@ sigmoid_backward = Exercise(
                               Call((normal(rng, 3, 5, dtype=np.float32), normal(rng, 3, 5, dtype=np.float32)))],
     expected=oracles.sigmoid_backward,
     mistakes=(
-        Mistake("sigmoid'(z) = s * (1 - s) with s = sigmoid(z); z * (1 - z) evaluates it at z instead of at sigmoid(z).",
+        Mistake("sigmoid'(z) = s * (1 - s) where s = sigmoid(z): compute s first; z * (1 - z) puts the raw input where s belongs.",
                 wrong=lambda dout, z: dout * z * (1.0 - z),
                 inject="def sigmoid_backward(dout, z):\n    return dout * z * (1 - z)\n"),
         Mistake("s * (1 - s) is sigmoid's local derivative; multiply it by the upstream gradient dout (chain rule).",
