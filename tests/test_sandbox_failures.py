@@ -41,3 +41,31 @@ def test_the_in_kernel_check_reports_errors_in_the_harness_shape():
     assert via_kernel == {"error": via_harness}
     assert via_harness == {"ename": "NameError", "evalue": "name 'undefined_name' is not defined",
                            "missing": "undefined_name"}
+
+
+def test_a_call_that_hangs_is_reported_as_a_call_time_out(tmp_path):
+    """The harness's own call loop, here in-process: a function that never returns is stopped
+    at its call's time limit, named CallTimeout, and not called again."""
+    import signal
+    import time
+
+    events = []
+
+    class Log:
+        def emit(self, **event):
+            events.append(event)
+
+    def hangs():
+        while True:
+            time.sleep(0.01)
+
+    call = {"fn": "hangs", "args": [], "kwargs": {}, "timeout": 0.2}
+    previous = signal.signal(signal.SIGALRM, harness._on_alarm)
+    try:
+        harness.make_calls({"hangs": hangs}, [call, call], {}, set(), Log(), str(tmp_path), 1000)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    ends = [e for e in events if e["event"] == "call_end"]
+    assert [e["error"]["ename"] for e in ends] == [Failure.CALL_TIMEOUT.value] * 2
+    assert ends[0]["error"]["evalue"] == "hangs did not finish within 0.2 s"
+    assert sum(e["event"] == "call_start" for e in events) == 1  # the second call was not made
