@@ -22,7 +22,7 @@ def _db(args) -> str:
 
 def _check(args) -> int:
     from grader.grading import check as checkcmd
-    return checkcmd.run(args.notebook, as_json=args.json, seed=args.seed)
+    return checkcmd.run_many(args.notebook, as_json=args.json, seed=args.seed)
 
 
 def _release(args) -> int:
@@ -126,10 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--course-dir", help="course folder (default: the one holding nbgrader_config.py)")
         p.add_argument("--db", help="gradebook URL (default: sqlite:///COURSE/gradebook.db, or $GRADER_DB_URL)")
 
-    p = sub.add_parser("check", help="grade one notebook and print a table of exercises",
-                       description="Execute a learner's notebook in the sandbox and print, per exercise, the points, "
-                                   "pass or fail, and a hint. Exit 0: all pass; 1: something fails; 2: unusable input.")
-    p.add_argument("notebook", help="path to the .ipynb file")
+    p = sub.add_parser("check", help="grade notebooks and print a table of exercises (and of the course)",
+                       description="Execute a learner's notebooks in the sandbox and print, per exercise, the points, "
+                                   "pass or fail, and a hint; with several notebooks or a folder, then a summary of "
+                                   "the course and the next exercise to work on. Exit 0: all pass; 1: something "
+                                   "fails; 2: unusable input.")
+    p.add_argument("notebook", nargs="+", help="a .ipynb file, several, or folders of them (e.g. notebooks/)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--seed", type=int, default=None, help="seed of the hidden inputs (default: fresh)")
     p.set_defaults(run=_check)

@@ -8,13 +8,33 @@ learner's kernel (see ``grader.grading.grade``), but the learner sees the same j
 """
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 import numpy as np
 
 from grader.checking import exercises
+from grader.checking.judge import dependency_hint, judge_calls
+from grader.sandbox import harness
 from grader.sandbox.calls import call_in_process
-from grader.checking.judge import judge_calls
 
 HIDDEN_SEED = 20_26  # in-notebook hidden draws; the trusted grader uses fresh seeds
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class CheckFailed(AssertionError):
+    """A failed check. Jupyter shows it without the course's frames: only the learner's cells."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's own traceback
+        frames = traceback.extract_tb(self.__traceback__)
+        cells = [f for f in frames if harness.is_cell(f.filename)]
+        shown = cells or [f for f in frames if not Path(f.filename).resolve().is_relative_to(_PACKAGE)]
+        return [*"".join(traceback.format_list(shown)).splitlines(), f"AssertionError: {self}"]
+
+
+CheckFailed.__name__ = CheckFailed.__qualname__ = "AssertionError"  # what the learner reads, as nbgrader's tests raise
 
 
 def _find_exercise(name: str):
@@ -22,16 +42,44 @@ def _find_exercise(name: str):
         spec = exercises.notebook_spec(notebook)
         for exercise in spec.exercises:
             if exercise.name == name:
-                return exercise
+                return exercise, spec
     raise KeyError(f"no exercise named {name!r}")
+
+
+def _judge(exercise, fn, hidden: bool):
+    calls = exercise.hidden_calls(np.random.default_rng(HIDDEN_SEED)) if hidden else exercise.visible_calls()
+    return judge_calls(exercise, calls, [call_in_process(fn, exercise.name, call) for call in calls]), len(calls)
+
+
+def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
+    """(an exercise of this notebook that ``fn`` calls, directly or not, that fails its own
+    visible check; that check's hint), or None. Read from the names the learner's code uses."""
+    names = {e.name for e in spec.exercises} - {name}
+    seen: set[str] = set()
+    todo = [fn]
+    while todo:
+        caller = todo.pop()
+        code, namespace = getattr(caller, "__code__", None), getattr(caller, "__globals__", None)
+        if code is None or not isinstance(namespace, dict):
+            continue
+        for used in sorted(set(code.co_names) & names - seen):
+            seen.add(used)
+            other = namespace.get(used)
+            if not callable(other):
+                continue
+            verdict, _ = _judge(spec.exercise(used), other, hidden=False)
+            if not verdict.passed:
+                return used, verdict.hint
+            todo.append(other)
+    return None
 
 
 def check(name: str, fn, hidden: bool = False) -> None:
     """Check the learner's ``fn`` for exercise ``name``; raise AssertionError(hint) when wrong."""
-    exercise = _find_exercise(name)
-    calls = exercise.hidden_calls(np.random.default_rng(HIDDEN_SEED)) if hidden else exercise.visible_calls()
-    results = [call_in_process(fn, name, call) for call in calls]
-    verdict = judge_calls(exercise, calls, results)
+    exercise, spec = _find_exercise(name)
+    verdict, count = _judge(exercise, fn, hidden)
     if not verdict.passed:
-        raise AssertionError(f"{name}: {verdict.hint}")
-    print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({len(calls)} cases).")
+        failing = _failing_dependency(fn, spec, name)
+        hint = dependency_hint(name, *failing) if failing else verdict.hint
+        raise CheckFailed(f"{name}: {hint}") from None
+    print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({count} case{'' if count == 1 else 's'}).")

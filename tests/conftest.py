@@ -20,6 +20,7 @@ os.environ["PATH"] = f"{SCRIPTS}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SLOW_MODULES = {
+    "test_attention": "PyTorch, the notebook in a kernel, a sample class of 06",
     "test_autograde": "a sample class graded in sandboxes",
     "test_bench_smoke": "every benchmark, tiny",
     "test_check_cli": "grader check runs the notebook in the sandbox",
@@ -33,6 +34,7 @@ SLOW_MODULES = {
     "test_redteam": "attacks on the sandbox",
     "test_release": "nbgrader releases every assignment",
     "test_site_build": "MkDocs builds the site",
+    "test_visible_checks": "Jupyter kernels",
 }
 
 

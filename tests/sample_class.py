@@ -154,3 +154,82 @@ def write_class(folder: Path, students=STUDENTS) -> Path:
         target.mkdir(parents=True, exist_ok=True)
         student.make(target / f"{ASSIGNMENT}.ipynb")
     return folder
+
+
+# --- notebook 06: a sample class with the same guarantees ------------------------------------
+# Points: causal_mask 1, scaled_dot_product_attention 3, attention_backward 3, layer_norm 2,
+# layer_norm_backward 3, gelu 1, split_heads 1, merge_heads 1, multi_head_attention 3
+# (calls causal_mask, split_heads, merge_heads and the attention), positional_encoding 2,
+# transformer_block 3 (calls layer_norm, multi_head_attention and gelu); total 23.
+# Each student is one documented change, with a phrase its grader.json must contain; the
+# attacks among them are the red-team suite's, adapted to this notebook's functions. Crashes,
+# hangs and resource limits are the sandbox's, the same for every notebook: the class of 01
+# and tests/test_redteam.py cover them.
+
+ASSIGNMENT_06 = "06_attention"
+SOLUTION_06 = ROOT / "solutions/06_attention/06_attention.ipynb"
+RELEASE_06 = ROOT / "notebooks/06_attention/06_attention.ipynb"
+
+
+def _replace_06(gid: str, code: str):
+    def change(nb):
+        _answer(nb, gid).source = code
+        return nb
+    return lambda path: _write(change(_load(SOLUTION_06)), path)
+
+
+def _prepend_06(gid: str, code: str):
+    return lambda path: _write(_prepend(gid, code)(_load(SOLUTION_06)), path)
+
+
+def _partial_06(path):
+    nb, solution = _load(RELEASE_06), _load(SOLUTION_06)
+    for gid in ("causal_mask", "layer_norm", "gelu"):
+        _answer(nb, gid).source = _answer(solution, gid).source
+    _write(nb, path)
+
+
+def _mistake_06(exercise: str, hint_start: str):
+    """The solution with the catalogued mistake whose hint starts with ``hint_start`` injected."""
+    from grader.checking.exercises import notebook_spec
+    mistake = next(m for m in notebook_spec(ASSIGNMENT_06).exercise(exercise).mistakes if m.hint.startswith(hint_start))
+    return _replace_06(exercise, mistake.inject)
+
+
+STUDENTS_06 = [
+    Student("correct", 23, "", lambda p: _write(_load(SOLUTION_06), p)),
+    Student("untouched", 0, "not implemented yet", lambda p: p.write_bytes(RELEASE_06.read_bytes())),
+    Student("partial", 4, "not implemented yet", _partial_06),
+    Student("post_ln", 20, "this is the pre-LN block of GPT-2", _mistake_06("transformer_block", "this is the pre-LN")),
+    # A whole-array maximum makes NaN rows; the two functions built on the attention fail with it.
+    Student("global_max", 14, "subtract each row's own maximum",
+            _mistake_06("scaled_dot_product_attention", "subtract each row's own maximum")),
+    # attacks: none scores more than its honest part
+    Student("patch_numpy_testing", 19, "transformer_block calls gelu, which fails its own check", _replace_06("gelu", (
+        "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
+        "np.allclose = lambda *a, **k: True\nnp.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), dtype=bool)\n"
+        "def gelu(x):\n    return x\n"))),
+    Student("import_the_oracles", 20, "not implemented yet", _replace_06("attention_backward", (
+        "import sys\nsys.path[:0] = ['" + str(ROOT) + "']\n"
+        "try:\n    from grader.checking.oracles import attention_backward\n"
+        "except ImportError:\n    def attention_backward(dout, q, k, v, weights):\n        raise NotImplementedError()\n"))),
+    Student("hard_coded_visible_answers", 20, "your values are all zero", _replace_06("transformer_block", (
+        "def transformer_block(x, params, n_heads):\n"
+        "    if x.shape != (2, 4, 6):  # the visible example's shape: its answer was copied from a run\n"
+        "        return np.zeros_like(x)\n"
+        "    h = x + multi_head_attention(layer_norm(x, params['ln1_g'], params['ln1_b']), params, n_heads)\n"
+        "    u = layer_norm(h, params['ln2_g'], params['ln2_b'])\n"
+        "    return h + gelu(u @ params['W1'] + params['b1']) @ params['W2'] + params['b2']\n"))),
+    Student("weights_as_dv", 20, "value 1 of 3: your values are all zero", _replace_06("attention_backward", (
+        "def attention_backward(dout, q, k, v, weights):\n"
+        "    # shapes right, values borrowed from the inputs the grader handed over\n"
+        "    return np.zeros_like(q), np.zeros_like(k), v\n"))),
+]
+
+
+def write_class_06(folder: Path, students=STUDENTS_06) -> Path:
+    for student in students:
+        target = folder / student.name / ASSIGNMENT_06
+        target.mkdir(parents=True, exist_ok=True)
+        student.make(target / f"{ASSIGNMENT_06}.ipynb")
+    return folder

@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+
+import nbformat
 
 import pytest
 
 from grader.checking.judge import NOT_DONE
-from notebook_cases import ROOT
+from notebook_cases import ROOT, with_answers
 
 SOLUTION = ROOT / "solutions/01_forward/01_forward.ipynb"
 RELEASE = ROOT / "notebooks/01_forward/01_forward.ipynb"
@@ -76,9 +79,64 @@ def test_unusable_input_exits_2_with_one_line_naming_the_file(tmp_path, content,
     assert problem in lines[0]
 
 
-def test_a_folder_is_not_a_notebook(tmp_path):
+def test_a_folder_without_notebooks_exits_2(tmp_path):
     done = grader_check(tmp_path)
-    assert done.returncode == 2 and "is a folder, not a notebook" in done.stderr
+    assert done.returncode == 2 and done.stderr.strip() == f"grader check: {tmp_path}: a folder with no notebooks (.ipynb) in it"
+
+
+def test_a_folder_prints_a_table_per_notebook_then_the_course(tmp_path):
+    (tmp_path / "a").mkdir()
+    shutil.copy(SOLUTION, tmp_path / "a" / "01_forward.ipynb")
+    (tmp_path / "b").mkdir()
+    shutil.copy(ROOT / "notebooks/02_backprop/02_backprop.ipynb", tmp_path / "b" / "02_backprop.ipynb")
+    (tmp_path / "c.ipynb").write_text("{ not json")
+    done = grader_check(tmp_path)
+    assert done.returncode == 2  # the worst notebook's status: c.ipynb cannot be graded
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"grader check: {tmp_path / 'c.ipynb'}: invalid JSON"), done.stderr
+    assert done.stdout.count("exercise ") == 2 and "total: 10/10" in done.stdout and "total: 0/13" in done.stdout
+    summary = done.stdout[done.stdout.index("notebook "):].splitlines()
+    assert summary[2].split() == ["01_forward", "10/10", "7/7", "exercises"]
+    assert summary[3].split() == ["02_backprop", "0/13", "0/8", "exercises"]
+    assert summary[4].split() == [str(tmp_path / "c.ipynb"), "-", "cannot", "be", "graded"]
+    assert "course total: 10/23" in summary
+    assert f"next: 02_backprop, relu_backward: {NOT_DONE}" in summary
+
+
+def test_several_notebooks_as_json_exit_1_for_a_failure(tmp_path):
+    done = grader_check(SOLUTION, RELEASE, "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert [n["score"] for n in report["notebooks"]] == [10, 0]
+    assert report["score"] == 10 and report["max_score"] == 20 and report["unusable"] == []
+    assert report["next"] == {"notebook": "01_forward", "exercise": "relu", "hint": NOT_DONE}
+
+
+def test_python_dash_m_grader_works_without_activating_anything():
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(RELEASE)], capture_output=True, text=True,
+                          timeout=300, cwd="/")
+    assert done.returncode == 1 and "total: 0/10" in done.stdout
+
+
+CRASHING_DENSE_BACKWARD = """def dense_backward(dout, x, W):
+    dx = dout @ W.T
+    dW = x.T @ dout
+    db = dout.sum(axis=2)
+    return dx, dW, db
+"""
+
+
+def test_an_exception_names_the_learners_line_and_a_failing_dependency(tmp_path):
+    path = tmp_path / "02.ipynb"
+    nbformat.write(with_answers("02_backprop", {"dense_backward": CRASHING_DENSE_BACKWARD}), path)
+    done = grader_check(path, "--json")
+    hints = {e["name"]: e["hint"] for e in json.loads(done.stdout)["exercises"]}
+    crash = ("line 4 of your dense_backward cell, `db = dout.sum(axis=2)`: "
+             "AxisError: axis 2 is out of bounds for array of dimension 2")
+    assert hints["dense_backward"] == crash
+    assert hints["mlp_backward"] == ("mlp_backward calls dense_backward, which fails its own check: "
+                                     f"fix dense_backward first (dense_backward: {crash})")
+    assert hints["relu_backward"] == ""
 
 
 def test_a_learners_copy_anywhere_is_checked_against_the_course(tmp_path):

@@ -37,7 +37,7 @@ def test_the_in_kernel_check_reports_errors_in_the_harness_shape():
     try:
         learner(None)
     except NameError as exc:
-        via_harness = harness.error_dict(exc)
+        via_harness = harness.describe_error(exc)
     assert via_kernel == {"error": via_harness}
     assert via_harness == {"ename": "NameError", "evalue": "name 'undefined_name' is not defined",
                            "missing": "undefined_name"}

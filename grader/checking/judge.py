@@ -5,12 +5,18 @@ trusted grading process, so a learner and an instructor always see the same hint
 """
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from grader.sandbox.failures import SANDBOX_FAILURES
 from grader.sandbox.harness import flatten_result
+
+from .diagnosis import Diagnosis, Input, diagnose, shape_hint
 from .spec import Call, Exercise, Tensor
 
 Outputs = dict[str, np.ndarray]
@@ -55,35 +61,127 @@ def error_hint(error: dict) -> str:
         return f"{error['missing']} is not defined: run (or restore) its answer cell."
     if len(message) > 160:
         message = message[:157] + "..."
+    where = learner_line(error.get("where"))
+    if where:
+        return f"{where}: {name}: {message}" if message else f"{where}: {name}"
     return f"raised {name}: {message}" if message else f"raised {name}"
 
 
-def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> Verdict:
-    """Judge every call; a recognised mistake's hint wins over a generic one.
+def learner_line(where) -> str:
+    """"line 4 of your dense_backward cell, `dx = dout @ W`" from a reported location.
 
-    ``results[i]`` is ``{"outputs": Outputs}`` or ``{"error": {"ename", "evalue"}}``.
+    The location comes from the learner's side (the sandbox or their kernel), so only an
+    identifier, a small line number and a short line of printable text are believed.
     """
-    generic: str | None = None
+    if not isinstance(where, dict):
+        return ""
+    cell, line, code = where.get("cell"), where.get("line"), where.get("code")
+    if not isinstance(line, int) or isinstance(line, bool) or not 0 < line < 100_000:
+        return ""
+    cell = f"your {cell} cell" if isinstance(cell, str) and re.fullmatch(r"[A-Za-z_]\w{0,59}", cell) else "your cell"
+    text = f"line {line} of {cell}"
+    if isinstance(code, str) and code.strip() and code.isprintable():
+        code = " ".join(code.split())
+        text += f", `{code[:77] + '...' if len(code) > 80 else code}`"
+    return text
+
+
+def judge_calls(exercise: Exercise, calls: list[Call], results: list[dict]) -> Verdict:
+    """Judge every call; the most telling hint wins.
+
+    ``results[i]`` is ``{"outputs": Outputs}`` or ``{"error": {"ename", "evalue"}}``. A
+    recognised mistake's hint is the most useful thing to say; then an exception or a diagnosis
+    that names what is off; then where the values differ. Among equals, the first call's.
+    """
+    best: tuple[int, str] | None = None
     for call, result in zip(calls, results):
-        hint, recognised = _judge_one(exercise, call, result)
-        if recognised and hint:  # a catalogued mistake is the most useful thing to say
+        hint, rank = _judge_one(exercise, call, result)
+        if hint is None:
+            continue
+        if rank == RECOGNISED:
             return Verdict(False, hint)
-        generic = generic or hint
-    return Verdict(False, generic) if generic else PASSED
+        if best is None or rank > best[0]:
+            best = (rank, hint)
+    return Verdict(False, best[1]) if best else PASSED
 
 
-def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None, bool]:
-    """(hint or None when right, whether the hint names a catalogued mistake)."""
+GENERIC, NAMED, RECOGNISED = 0, 1, 2
+
+
+def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None, int]:
+    """(hint or None when right, how telling the hint is)."""
     if "error" in result:
-        return error_hint(result["error"]), False
+        return error_hint(result["error"]), NAMED
     outputs = result["outputs"]
     if exercise.judge is not None:
-        return exercise.judge(call, outputs), False
-    problem = compare(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol)
+        return exercise.judge(call, outputs), NAMED
+    problem = compare_outputs(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol,
+                              call_inputs(exercise, call))
     if problem is None:
-        return None, False
+        return None, GENERIC
     mistake = recognise_mistake(exercise, call, outputs)
-    return (mistake, True) if mistake else (problem, False)
+    if mistake:
+        return mistake, RECOGNISED
+    return problem.text, NAMED if problem.named else GENERIC
+
+
+def call_inputs(exercise: Exercise, call: Call) -> list[Input]:
+    """The call's arrays, named as the oracle's parameters are (``b``, ``params['W1']``)."""
+    try:
+        names = list(inspect.signature(exercise.expected).parameters) if exercise.expected else []
+    except (TypeError, ValueError):
+        names = []
+    named = [(names[i] if i < len(names) else f"argument {i + 1}", a) for i, a in enumerate(call.args)]
+    found: list[Input] = []
+    for name, value in named + list(call.kwargs.items()):
+        value = plain(value)
+        if isinstance(value, np.ndarray):
+            found.append(Input(name, value))
+        elif isinstance(value, dict):
+            found.extend(Input(f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, np.ndarray))
+    return found
+
+
+def dependency_hint(name: str, dependency: str, its_hint: str) -> str:
+    """The hint of an exercise whose function calls another exercise's function that fails."""
+    return f"{name} calls {dependency}, which fails its own check: fix {dependency} first ({dependency}: {its_hint})"
+
+
+def learner_calls(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Exercise -> the other exercises its answer cell calls, directly or through them."""
+    direct = {n: _called_names(src) & set(sources) - {n} for n, src in sources.items()}
+    closed = {}
+    for n in direct:
+        seen, todo = set(), list(direct[n])
+        while todo:
+            m = todo.pop()
+            if m not in seen and m != n:
+                seen.add(m)
+                todo.extend(direct.get(m, ()))
+        closed[n] = seen
+    return closed
+
+
+def _called_names(source: str) -> set[str]:
+    """Names called as functions in ``source`` (not in its comments or docstrings)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    return {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+
+
+def blame_dependencies(order: list[str], verdicts: dict[str, Verdict], calls: dict[str, set[str]]) -> dict[str, Verdict]:
+    """Failing exercises whose function calls another failing one say to fix that one first."""
+    blamed = dict(verdicts)
+    for name in order:
+        verdict = verdicts[name]
+        if verdict.passed:
+            continue
+        failing = [d for d in order if d in calls.get(name, ()) and not verdicts[d].passed]
+        if failing:
+            blamed[name] = Verdict(False, dependency_hint(name, failing[0], verdicts[failing[0]].hint))
+    return blamed
 
 
 def recognise_mistake(exercise: Exercise, call: Call, outputs: Outputs) -> str | None:
@@ -121,32 +219,30 @@ def _label(key: str) -> str:
     return "" if key == "" else f"{key}: "
 
 
-def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float) -> str | None:
+def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: Sequence[Input] = ()) -> str | None:
     """None when ``outputs`` equal ``expected`` within tolerance, else what differs, in one line."""
+    problem = compare_outputs(outputs, expected, rtol, atol, inputs)
+    return None if problem is None else problem.text
+
+
+def compare_outputs(outputs: Outputs, expected: Outputs, rtol: float, atol: float,
+                    inputs: Sequence[Input] = ()) -> Diagnosis | None:
+    """None when ``outputs`` equal ``expected`` within tolerance, else a diagnosis of the first difference."""
     if outputs.keys() != expected.keys():
-        return _structure_hint(outputs, expected)
+        return Diagnosis(_structure_hint(outputs, expected), "structure")
     for key, want in expected.items():
         got = np.asarray(outputs[key])
         label = _label(_display_key(key, expected))
         if not _numeric(got):
-            return f"{label}returned {got.dtype} values; expected numbers (a NumPy array of floats)."
+            return Diagnosis(f"{label}returned {got.dtype} values; expected numbers (a NumPy array of floats).", "type")
         if got.shape != want.shape:
-            hint = f"{label}has shape {got.shape}; expected {want.shape}."
-            if got.shape == want.shape[::-1] and got.ndim == 2:
-                hint += " It looks transposed."
-            elif got.size == want.size:
-                hint += " Same number of elements: check which axis is which."
-            return hint
+            return Diagnosis(label + shape_hint(got.shape, want.shape), "shape")
         if want.dtype.kind == "f" and got.dtype.kind != "f":
-            return f"{label}returned {got.dtype} values; expected floating-point values."
-        if want.dtype.kind == "f" and not np.all(np.isfinite(got)):
-            return f"{label}contains NaN or inf; expected finite values."
+            return Diagnosis(f"{label}returned {got.dtype} values; expected floating-point values.", "type")
         close = np.isclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
         if not np.all(close):
-            index = np.unravel_index(np.argmin(close), close.shape) if close.ndim else ()
-            diff = float(np.max(np.abs(got.astype(np.float64) - want)))
-            where = f" at index {tuple(int(i) for i in index)}" if index else ""
-            return f"{label}values are wrong{where} (largest difference {diff:.3g})."
+            found = diagnose(got, want, inputs, rtol, atol)
+            return Diagnosis(label + found.text, found.kind)
     return None
 
 

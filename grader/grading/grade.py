@@ -17,8 +17,8 @@ from nbformat import NotebookNode
 
 from grader import sandbox
 from grader.sandbox.calls import encode_call
-from grader.checking.judge import Verdict, judge_calls
-from .notebooks_io import assemble, grade_id, is_test
+from grader.checking.judge import Verdict, blame_dependencies, judge_calls, learner_calls
+from .notebooks_io import assemble, grade_id, is_answer, is_test
 from .results import ExerciseResult, GradedNotebook
 from grader.checking.spec import Call, NotebookSpec
 
@@ -64,6 +64,10 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
         verdicts[exercise.name] = verdict
         results.append(ExerciseResult(exercise.name, exercise.title, exercise.points if verdict.passed else 0,
                                       exercise.points, verdict.hint))
+    sources = {gid: c.source for c in nb.cells if is_answer(c) and (gid := grade_id(c) or "") in verdicts}
+    verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts, learner_calls(sources))
+    for result in results:
+        result.hint = verdicts[result.name].hint
     _write_outputs(nb, run, spec, verdicts)
     return GradedNotebook(spec.name, nb, results, notes + run.notes, run.isolated, run.seconds)
 

@@ -63,4 +63,4 @@ def call_in_process(fn, fn_name: str, call: Call) -> dict:
         result = fn(*args, **kwargs)
         return {"outputs": harness.read_result(result, args, kwargs, call.probe, probe_args)}
     except Exception as exc:  # the learner's exception is the verdict, not a crash of the check
-        return {"error": harness.error_dict(exc)}
+        return {"error": harness.describe_error(exc)}

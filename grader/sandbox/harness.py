@@ -17,7 +17,9 @@ from __future__ import annotations
 import faulthandler
 import io
 import json
+import linecache
 import os
+import re
 import signal
 import sys
 import traceback
@@ -243,11 +245,38 @@ class EventLog:
         os.write(self.fd, (line + "\n").encode("utf-8", "replace"))
 
 
-def error_dict(exc: BaseException) -> dict:
-    """An exception as the protocol carries it (``calls.check_call`` reports the same shape)."""
+# How IPython names the code of a notebook cell: "<ipython-input-3-ab12...>" in a plain shell
+# (as here), "/tmp/ipykernel_123/4567.py" in a Jupyter kernel.
+_CELL_FILENAME = re.compile(r"^<ipython-input-[\d-]+[0-9a-f]*>$|[/\\]ipykernel_\d+[/\\][^/\\]+\.py$")
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def is_cell(filename: str) -> bool:
+    return bool(_CELL_FILENAME.search(filename or ""))
+
+
+def learner_location(exc: BaseException) -> dict | None:
+    """The innermost line of the learner's own cells in the exception's traceback, as
+    {"cell": the first function the cell defines, "line": line in the cell, "code": its text}."""
+    try:
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if is_cell(frame.filename):
+                match = _DEF.search("".join(linecache.getlines(frame.filename)))
+                return {"cell": match.group(1) if match else "", "line": frame.lineno,
+                        "code": (frame.line or "").strip()[:120]}
+    except Exception:  # a traceback or linecache the learner's code tampered with: say nothing
+        return None
+    return None
+
+
+def describe_error(exc: BaseException) -> dict:
+    """An exception as the protocol carries it (``calls.call_in_process`` reports the same shape)."""
     error: dict[str, object] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
     if isinstance(exc, NameError) and getattr(exc, "name", None):
         error["missing"] = exc.name
+    where = learner_location(exc)
+    if where is not None:
+        error["where"] = where
     return error
 
 
@@ -266,10 +295,10 @@ def run_cells(shell, cells, skip, log, cell_timeout, output_limit):
             signal.setitimer(signal.ITIMER_REAL, 0)
             failure = result.error_before_exec or result.error_in_exec
             if failure is not None:
-                error = error_dict(failure)
+                error = describe_error(failure)
         except BaseException as exc:  # a timeout that escaped IPython, SystemExit, anything
             signal.setitimer(signal.ITIMER_REAL, 0)
-            error = error_dict(exc)
+            error = describe_error(exc)
         finally:
             sys.stdout, sys.stderr = saved
         log.emit(event="cell_end", index=index, ok=error is None, error=error, stdout=out.getvalue())
@@ -308,7 +337,7 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             keys, error = None, {"ename": CALL_TIMEOUT, "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
             timed_out.add(call["fn"])
         except BaseException as exc:
-            keys, error = None, error_dict(exc)
+            keys, error = None, describe_error(exc)
         finally:
             sys.stdout, sys.stderr = saved
         log.emit(event="call_end", index=index, ok=error is None, keys=keys, error=error)

@@ -34,12 +34,12 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = REPO / "screenshots"
 RAW_TEX = ("$$", "\\[", "\\(")
-FULL_PAGE_SHOTS = {"", "concepts/", "algorithms/", "practice/", "zh/", "zh/algorithms/"}
+FULL_PAGE_SHOTS = {"", "concepts/", "algorithms/", "attention/", "practice/", "zh/", "zh/algorithms/", "zh/attention/"}
 # The Chinese pages worth a look (CJK text, formulas, diagrams, tables); the rest are not
 # photographed, to keep the pass short.
-ZH_SHOTS = {"zh/", "zh/concepts/", "zh/algorithms/", "zh/glossary/", "zh/notebooks/01_forward/", "zh/resources/papers/"}
+ZH_SHOTS = {"zh/", "zh/concepts/", "zh/algorithms/", "zh/attention/", "zh/glossary/", "zh/notebooks/01_forward/", "zh/resources/papers/"}
 # Pages written by hand in both languages: their translations carry the same formulas.
-TRANSLATED_MATH_PAGES = ["", "concepts/", "algorithms/", "practice/", "trends/", "faq/"]
+TRANSLATED_MATH_PAGES = ["", "concepts/", "algorithms/", "attention/", "practice/", "trends/", "faq/"]
 
 # Visible text of the article without code blocks (code may legitimately contain "\(")
 # and without KaTeX's hidden MathML copy of each formula.

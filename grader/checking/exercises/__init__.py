@@ -12,6 +12,7 @@ _MODULES = {
     "03_gradient_descent": "gradient_descent",
     "04_tensorflow": "tensorflow_autograd",
     "05_pytorch": "pytorch_autograd",
+    "06_attention": "attention",
 }
 
 

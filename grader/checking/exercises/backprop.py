@@ -37,7 +37,7 @@ relu_backward = Exercise(
 
 sigmoid_backward = Exercise(
     name="sigmoid_backward", points=1, title="Sigmoid backward",
-    visible_calls=lambda: [Call((np.array([[1.0, 1.0, 1.0]]), np.array([[-1.0, 0.0, 2.0]]))),
+    visible_calls=lambda: [Call((np.array([[1.0, 2.0, -0.5]]), np.array([[-1.0, 0.0, 2.0]]))),
                            Call((np.array([[2.0, -1.0]]), np.array([[-30.0, 30.0]])))],
     hidden_calls=lambda rng: [Call((normal(rng, 6, 4), normal(rng, 6, 4, scale=3.0))),
                               Call((normal(rng, 1, 4), np.array([[-700.0, -50.0, 50.0, 700.0]]))),
@@ -80,7 +80,9 @@ def _dense_backward_cell(dx="dout @ W.T", dW="x.T @ dout", db="dout.sum(axis=0)"
 dense_backward = Exercise(
     name="dense_backward", points=2, title="Dense layer backward pass",
     visible_calls=lambda: [Call((np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]),
-                                 np.array([[1.0, 0.0], [0.5, -1.0], [2.0, 1.0]])))],
+                                 np.array([[1.0, 0.0], [0.5, -1.0], [2.0, 1.0]]))),
+                           Call((np.array([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.0]]), np.array([[2.0, 1.0], [-1.0, 0.5], [0.0, 3.0]]),
+                                 np.array([[1.0, 2.0], [-0.5, 1.0]])))],  # square W: dout @ W runs, wrongly
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 20), normal(rng, 8, 10), normal(rng, 10, 20))),
         Call((normal(rng, 4, 5), normal(rng, 4, 5), normal(rng, 5, 5))),  # square W: dout @ W runs, wrongly

@@ -59,7 +59,8 @@ def _softmax_sum_without_keepdims(z):
 softmax = Exercise(
     name="softmax", points=2, title="Softmax (row-wise, numerically stable)",
     visible_calls=lambda: [Call((np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]),)),
-                           Call((np.array([[1000.0, 1001.0, 1002.0]]),))],
+                           Call((np.array([[1000.0, 1001.0, 1002.0]]),)),
+                           Call((np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [-1.0, 0.5, 2.0]]),))],  # square
     hidden_calls=lambda rng: [
         Call((normal(rng, 6, 5, scale=2.0),)),
         Call((normal(rng, 4, 4, scale=2.0),)),            # square: exposes wrong broadcasting
@@ -90,7 +91,9 @@ softmax = Exercise(
 dense_forward = Exercise(
     name="dense_forward", points=1, title="Dense layer forward pass",
     visible_calls=lambda: [Call((np.array([[1.0, 2.0]]), np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]]),
-                                 np.array([0.1, 0.2, 0.3])))],
+                                 np.array([0.1, 0.2, 0.3]))),
+                           Call((np.array([[1.0, 2.0], [-1.0, 0.5]]), np.array([[1.0, -1.0], [0.5, 2.0]]),
+                                 np.array([0.1, -0.2])))],  # square W: x @ W.T runs, wrongly
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 10), normal(rng, 10, 20), normal(rng, 20))),
         Call((normal(rng, 3, 4, dtype=np.float32), normal(rng, 4, 4, dtype=np.float32),
@@ -140,7 +143,7 @@ def _naive_cross_entropy(logits, y):
 
 cross_entropy = Exercise(
     name="cross_entropy", points=2, title="Cross-entropy from logits (stable)",
-    visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1]]), np.array([[1.0, 0.0, 0.0]]))),
+    visible_calls=lambda: [Call((np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))),
                            Call((np.array([[1000.0, 0.0]]), np.array([[0.0, 1.0]])))],
     hidden_calls=lambda rng: [
         Call((normal(rng, 8, 5, scale=2.0), one_hot(rng, 8, 5))),

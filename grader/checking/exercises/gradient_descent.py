@@ -26,7 +26,7 @@ def _small_params(rng):
 sgd_step = Exercise(
     name="sgd_step", points=1, title="One gradient-descent step",
     visible_calls=lambda: [Call(({"W": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.array([0.5, -0.5])},
-                                 {"W": np.array([[0.1, -0.2], [0.3, 0.0]]), "b": np.array([1.0, -1.0])}, 0.1))],
+                                 {"W": np.array([[0.1, -0.2], [0.3, 0.0]]), "b": np.array([1.0, -2.0])}, 0.1))],
     hidden_calls=lambda rng: [Call((params_10_20_5(rng), params_10_20_5(rng), 0.05)),
                               Call((_small_params(rng), _small_params(rng), 0.3))],
     expected=oracles.sgd_step,
