@@ -18,7 +18,7 @@ import numpy as np
 
 from grader.checking import oracles
 from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec, Tensor
-from .draws import normal
+from .draws import normal, standardised_digits
 from .tensorflow_autograd import regression_case, train_step_outcome
 
 
@@ -26,11 +26,6 @@ def torch_args(x, y, params):
     """x and y as plain tensors, params as tensors that require gradients."""
     return (Tensor("torch", x), Tensor("torch", y),
             {name: Tensor("torch", value, trainable=True) for name, value in params.items()})
-
-
-def _unused(*args, **kwargs):
-    """``wrong`` of a mistake in a property-judged exercise: the judge names it, not a comparison."""
-    return None
 
 
 # --- torch_mlp_forward ------------------------------------------------------------------
@@ -198,11 +193,11 @@ make_mlp = Exercise(
     hidden_calls=lambda rng: [_module_call(rng)],
     judge=lambda call, outputs: module_problem(outputs, call.probe_args["x"]),
     mistakes=(
-        Mistake(MODULE_NO_RELU, wrong=_unused,
+        Mistake(MODULE_NO_RELU,
                 inject=_MODULE_CELL.format(bias="", forward="self.output(self.hidden(x))")),
-        Mistake(MODULE_OUTPUT_RELU, wrong=_unused,
+        Mistake(MODULE_OUTPUT_RELU,
                 inject=_MODULE_CELL.format(bias="", forward="torch.relu(self.output(torch.relu(self.hidden(x))))")),
-        Mistake(MODULE_PARAMETERS, wrong=_unused,
+        Mistake(MODULE_PARAMETERS,
                 inject=_MODULE_CELL.format(bias=", bias=False", forward="self.output(torch.relu(self.hidden(x)))")),
     ),
 )
@@ -224,16 +219,9 @@ DIGITS_TARGET = ("the test accuracy is below 0.95: train with torch.optim.SGD(mo
 def digits_data(seed: int):
     """(x_train, labels_train, x_test, labels_test): a stratified 75/25 split, standardised
     with the training set's statistics, float32 images and int64 labels."""
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x_train, x_test, labels_train, labels_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=seed, stratify=digits.target)
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    std[std == 0] = 1.0  # pixels that are always blank in the training set
-    return ((x_train - mean) / std).astype(np.float32), labels_train.astype(np.int64), \
-        ((x_test - mean) / std).astype(np.float32), labels_test.astype(np.int64)
+    x_train, labels_train, x_test, labels_test = standardised_digits(seed)
+    return x_train.astype(np.float32), labels_train.astype(np.int64), \
+        x_test.astype(np.float32), labels_test.astype(np.int64)
 
 
 def _digits_call(seed: int):
@@ -256,7 +244,7 @@ train_digits = Exercise(
     hidden_calls=lambda rng: [_digits_call(int(rng.integers(1, 1 << 16)))],
     judge=judge_digits,
     mistakes=(
-        Mistake(DIGITS_TARGET, wrong=_unused,
+        Mistake(DIGITS_TARGET,
                 inject="def train_digits(x_train, labels_train, seed):\n    torch.manual_seed(seed)\n"
                        "    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))\n"
                        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.001)\n"
@@ -266,7 +254,7 @@ train_digits = Exercise(
                        "        F.cross_entropy(model(x[start:start + 32]), labels[start:start + 32]).backward()\n"
                        "        optimizer.step()\n"
                        "    return model\n"),
-        Mistake(DIGITS_OUTPUT, wrong=_unused,
+        Mistake(DIGITS_OUTPUT,
                 inject="def train_digits(x_train, labels_train, seed):\n"
                        "    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n"),
     ),

@@ -30,11 +30,6 @@ def regression_case(rng, n, dtype=np.float64):
     return normal(rng, n, 10, dtype=dtype), normal(rng, n, 5, dtype=dtype), params_10_20_5(rng, dtype)
 
 
-def _unused(*args, **kwargs):
-    """``wrong`` of a mistake in a property-judged exercise: the judge names it, not a comparison."""
-    return None
-
-
 # --- tf_mlp_forward ---------------------------------------------------------------------
 
 def _forward_call(rng, n, dtype=np.float64, trainable=False):
@@ -217,12 +212,12 @@ build_keras_model = Exercise(
     hidden_calls=lambda rng: [_model_call(rng)],
     judge=judge_keras_model,
     mistakes=(
-        Mistake(KERAS_NO_RELU, wrong=_unused,
+        Mistake(KERAS_NO_RELU,
                 inject=_keras_cell("        keras.layers.Dense(20),\n        keras.layers.Dense(5),\n")),
-        Mistake(KERAS_OUTPUT_RELU, wrong=_unused,
+        Mistake(KERAS_OUTPUT_RELU,
                 inject=_keras_cell("        keras.layers.Dense(20, activation='relu'),\n"
                                    "        keras.layers.Dense(5, activation='relu'),\n")),
-        Mistake(KERAS_WEIGHTS, wrong=_unused,
+        Mistake(KERAS_WEIGHTS,
                 inject=_keras_cell("        keras.layers.Dense(20, activation='relu', use_bias=False),\n"
                                    "        keras.layers.Dense(5),\n")),
     ),
@@ -247,7 +242,7 @@ train_keras_model = Exercise(
     hidden_calls=lambda rng: [_training_call(rng)],
     judge=judge_trained_keras_model,
     mistakes=(
-        Mistake(KERAS_TARGET, wrong=_unused,
+        Mistake(KERAS_TARGET,
                 inject="def train_keras_model(x, y):\n    model = build_keras_model()\n"
                        "    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.001), loss='mse')\n"
                        "    model.fit(x, y, epochs=1, batch_size=32, verbose=0)\n    return model\n"),
