@@ -35,6 +35,7 @@ SLOW_MODULES = {
     "test_release": "nbgrader releases every assignment",
     "test_site_build": "MkDocs builds the site",
     "test_visible_checks": "Jupyter kernels",
+    "test_gpt": "PyTorch, the GPT notebook in a kernel and in the sandbox",
 }
 
 
