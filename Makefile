@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SITE_PORT ?= 8000
 
-.PHONY: install serve build test lab release linkcheck bench system-deps clean
+.PHONY: install serve build lint test test-fast lab release linkcheck bench system-deps clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ system-deps:
 	@bash tests/browser/ensure_chromium.sh
 	@bash tests/ensure_postgres.sh
 
-test: $(INSTALLED) system-deps
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Everything: lint, then every test (sandboxes, frameworks, the cluster, the browser).
+test: lint system-deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The inner loop: everything that starts no sandbox, kernel, framework, cluster or browser.
+test-fast: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow and not browser"
 
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab notebooks/

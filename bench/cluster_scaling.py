@@ -31,11 +31,9 @@ COURSE_SUBMISSIONS = 10_000 * 5  # learners x notebooks
 
 def make_course(folder: Path, assignment: str, copies: int) -> tuple[Path, Path]:
     """A course folder and nbgrader's submitted/<student>/<assignment>/ with ``copies`` solutions."""
-    course = folder / "course"
-    course.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for item in ("solutions", "notebooks"):
-        shutil.copytree(ROOT / item, course / item)
+    from grader.course import copy_course
+
+    course = copy_course(folder / "course")
     solution = (ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_bytes()
     submitted = folder / "submitted"
     for n in range(copies):

@@ -253,7 +253,7 @@ def _time_framework(framework: str, task_args: tuple, epochs: int, repeats: int,
     """In a fresh process: every task on the CPU, then on the GPU if the framework sees one."""
     _limit_threads(framework, threads)
     tasks = make_tasks(*task_args)
-    timings = [[time_trainer(framework, "CPU", lambda: TRAINERS[framework](task), task, epochs, repeats)]
+    timings = [[time_trainer(framework, "CPU", lambda task=task: TRAINERS[framework](task), task, epochs, repeats)]
                for task in tasks]
     gpu = _gpu_of(framework)
     if gpu is not None:
@@ -263,7 +263,7 @@ def _time_framework(framework: str, task_args: tuple, epochs: int, repeats: int,
             import torch
             sync = torch.cuda.synchronize
         for task, rows in zip(tasks, timings):
-            rows.append(time_trainer(framework, f"GPU ({name})", lambda: TRAINERS[framework](task, device),
+            rows.append(time_trainer(framework, f"GPU ({name})", lambda task=task: TRAINERS[framework](task, device),
                                      task, epochs, repeats, sync))
     return timings
 

@@ -34,6 +34,7 @@ import nbformat
 
 from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed
 from bench.notebooks import execute
+from grader.course import copy_course
 
 SPEEDUP_TARGET = 1.8     # on 2 cores, grader --jobs 2 against sequential nbgrader, same grades
 OVERHEAD_TARGET = 1.3    # grader's cost per submission against executing the notebook bare
@@ -134,10 +135,7 @@ def build_class(names: list[str], submissions: int, scratch: Path, kinds_cycle: 
 
 def make_course(folder: Path, the_class: Class, baseline: bool) -> Path:
     """A copy of the course with the class in nbgrader's submitted/<student>/<assignment>/ layout."""
-    folder.mkdir(parents=True)
-    for item in ("nbgrader_config.py", "solutions", "notebooks"):
-        source = ROOT / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
+    copy_course(folder)
     if baseline:
         with open(folder / "nbgrader_config.py", "a", encoding="utf-8") as config:
             config.write(BASELINE_CONFIG)

@@ -8,7 +8,7 @@
 - ``cli``: the ``grader`` command line, a thin layer over the parts above.
 
 Apart from grading, used only when the site is built: ``site`` (MkDocs hooks, translations,
-glossary) and ``resources`` (the catalogue in resources.yaml).
+glossary) and ``catalogue`` (resources.yaml: load and validate, cite, render, check links).
 """
 
 __version__ = "0.1.0"

@@ -1,8 +1,11 @@
-"""The ``grader`` command line: a thin layer over the modules that do the work."""
+"""The ``grader`` command line: a thin layer over the modules that do the work.
+
+Every command turns a domain failure (a bad file, folder, assignment or gradebook) into one
+line on stderr, ``grader COMMAND: WHAT: PROBLEM``, and exit status 2; a traceback means a bug.
+"""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,20 +26,15 @@ def _check(args) -> int:
 
 
 def _release(args) -> int:
-    from grader.grading.release import ReleaseError, release
-    try:
-        released = release(_root(args), only=args.assignment or None)
-    except ReleaseError as err:
-        print(f"grader release: {err}", file=sys.stderr)
-        return 2
-    for path in released:
+    from grader.grading.release import release
+    for path in release(_root(args), only=args.assignment or None):
         print(f"released {path}")
     return 0
 
 
 def _autograde(args) -> int:
     from grader.grading.autograde import Overrides, autograde
-    from grader.grading.submissions import SubmissionsError
+    from grader.grading.results import class_summary, format_table, to_json
 
     overrides = Overrides(args.cell_timeout, args.notebook_timeout,
                           int(args.memory_gb * (1 << 30)) if args.memory_gb else None)
@@ -44,19 +42,14 @@ def _autograde(args) -> int:
     if args.scheduler:
         from grader.grading.cluster import dask_runner
         runner = dask_runner(args.scheduler)
-    try:
-        outcomes = autograde(_root(args), args.assignment, Path(args.submissions), _db(args), jobs=args.jobs,
-                             pattern=args.pattern, overrides=overrides, progress=not args.quiet, runner=runner)
-    except (SubmissionsError, ValueError, ConnectionError, OSError) as error:
-        print(f"grader autograde: {error}", file=sys.stderr)
-        return 2
+    outcomes = autograde(_root(args), args.assignment, Path(args.submissions), _db(args), jobs=args.jobs,
+                         pattern=args.pattern, overrides=overrides, progress=not args.quiet, runner=runner)
     if args.json:
-        print(json.dumps([{"student": o.student, "score": o.score, "max_score": o.max_score, "status": o.status,
-                           "notes": o.notes, "failure": o.failure} for o in outcomes], indent=2))
+        print(to_json(class_summary(outcomes)))
     else:
         rows = [("student", "score", "status", "notes")]
         rows += [(o.student, f"{o.score:g}/{o.max_score}", o.status, "; ".join(o.notes)) for o in outcomes]
-        _print_table(rows)
+        print(format_table(rows))
         graded = sum(o.status in ("graded", "failed") for o in outcomes)
         print(f"{len(outcomes)} submissions: {graded} graded now, {len(outcomes) - graded} unchanged since last run")
     failed = [o for o in outcomes if o.failure]
@@ -71,9 +64,6 @@ def _autograde(args) -> int:
 def _feedback(args) -> int:
     from grader.grading.feedback import generate
     written = generate(_root(args), args.assignment)
-    if not written:
-        print(f"grader feedback: no graded submissions for {args.assignment}: run grader autograde first", file=sys.stderr)
-        return 2
     print(f"wrote {len(written)} feedback files under {_root(args) / 'feedback'}")
     return 0
 
@@ -87,37 +77,51 @@ def _export(args) -> int:
 
 def _report(args) -> int:
     from grader.grading import report
+    from grader.grading.results import format_table, to_json
     root = _root(args)
-    try:
-        stats, totals, max_score = report.collect(root, args.assignment)
-    except ValueError as error:
-        print(f"grader report: {error}", file=sys.stderr)
-        return 2
+    stats, totals, max_score = report.collect(root, args.assignment)
     png = report.histogram(totals, max_score, Path(args.output or root / "reports" / args.assignment) / "scores.png",
                            f"{args.assignment}: {len(totals)} students")
     if args.json:
-        print(json.dumps({"students": len(totals), "mean_total": sum(totals) / len(totals), "max_score": max_score,
-                          "histogram": str(png), "exercises": [vars(s) for s in stats]}, indent=2))
+        print(to_json({"students": len(totals), "mean_total": sum(totals) / len(totals), "max_score": max_score,
+                       "histogram": str(png), "exercises": [vars(s) for s in stats]}))
         return 0
     rows = [("notebook", "exercise", "mean", "passed", "most common hint")]
     rows += [(s.notebook, s.name, f"{s.mean:.2f}/{s.max_points}", f"{s.passed_share:.0%}",
               f"{s.common_hint} ({s.common_hint_count}x)" if s.common_hint else "") for s in stats]
-    _print_table(rows)
+    print(format_table(rows))
     print(f"{len(totals)} students, mean total {sum(totals) / len(totals):.2f}/{max_score}; histogram: {png}")
     return 0
 
 
 def _resources(args) -> int:
-    from grader import resources
-    return resources.main(args.rest)
+    from grader.catalogue import command
+    return command.main(args.rest, prog="grader resources")
 
 
-def _print_table(rows) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
-    for n, row in enumerate(rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + str(row[-1]))
-        if n == 0:
-            print("  ".join("-" * w for w in widths) + "  " + "-" * len(str(row[-1])))
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    """What a command may meet in a bad course, submission or gradebook (not a bug)."""
+    from sqlalchemy.exc import SQLAlchemyError  # nbgrader's gradebook: a bad --db URL or server
+
+    # ValueError covers UnusableNotebook, SubmissionsError, CourseError and CatalogueError.
+    return (ValueError, OSError, SQLAlchemyError)
+
+
+def _one_line(error: BaseException, args) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    problem = lines[0] if lines else type(error).__name__
+    if isinstance(error, SQLAlchemyError):
+        try:
+            where = make_url(_db(args)).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 (a URL that does not even parse: say so without it)
+            where = "the gradebook URL"
+        return f"{where}: {problem}"
+    return problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,8 +194,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from grader.grading.release import tool_env
     os.environ["PATH"] = tool_env()["PATH"]  # nbgrader's gradebook runs `alembic` from our environment
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["resources"]:  # its own options (argparse's REMAINDER drops leading ones)
+        return _resources(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except Exception as error:
+        if not isinstance(error, _domain_errors()):
+            raise
+        print(f"grader {args.command}: {_one_line(error, args)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

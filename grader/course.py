@@ -2,21 +2,36 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent  # this course's own folder, the default course
+
+
+class CourseError(ValueError):
+    """A course folder, assignment or gradebook that cannot be used; one line naming it and the problem."""
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The nearest folder above ``start`` with nbgrader_config.py, else the package's repository."""
+    """The nearest folder above ``start`` with nbgrader_config.py, else this repository."""
     here = Path(start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
         if (folder / "nbgrader_config.py").exists() and (folder / "notebooks").is_dir():
             return folder
-    return PACKAGE_ROOT
+    return REPOSITORY_ROOT
+
+
+def copy_course(folder: Path, root: Path = REPOSITORY_ROOT) -> Path:
+    """A copy of a course folder (its nbgrader config, solutions/ and notebooks/), as an
+    instructor starts one; the tests and benchmarks grade in such throwaway copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in ("nbgrader_config.py", "solutions", "notebooks"):
+        source = root / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, folder / item)
+    return folder
 
 
 def release_notebook(root: Path, name: str) -> NotebookNode:

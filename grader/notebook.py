@@ -30,8 +30,8 @@ class CheckFailed(AssertionError):
     def _render_traceback_(self) -> list[str]:  # IPython's hook for an exception's own traceback
         frames = traceback.extract_tb(self.__traceback__)
         cells = [f for f in frames if harness.is_cell(f.filename)]
-        frames = cells or [f for f in frames if not Path(f.filename).resolve().is_relative_to(_PACKAGE)]
-        return [*"".join(traceback.format_list(frames)).splitlines(), f"AssertionError: {self}"]
+        shown = cells or [f for f in frames if not Path(f.filename).resolve().is_relative_to(_PACKAGE)]
+        return [*"".join(traceback.format_list(shown)).splitlines(), f"AssertionError: {self}"]
 
 
 CheckFailed.__name__ = CheckFailed.__qualname__ = "AssertionError"  # what the learner reads, as nbgrader's tests raise
@@ -55,7 +55,8 @@ def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
     """(an exercise of this notebook that ``fn`` calls, directly or not, that fails its own
     visible check; that check's hint), or None. Read from the names the learner's code uses."""
     names = {e.name for e in spec.exercises} - {name}
-    seen, todo = set(), [fn]
+    seen: set[str] = set()
+    todo = [fn]
     while todo:
         caller = todo.pop()
         code, namespace = getattr(caller, "__code__", None), getattr(caller, "__globals__", None)

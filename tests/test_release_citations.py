@@ -13,7 +13,7 @@ import pytest
 
 from grader import cli
 from grader.grading.release import ReleaseError, cite_readably, release
-from grader.resources import load_catalogue
+from grader.catalogue import load_catalogue
 from notebook_cases import ROOT
 
 RELEASED = sorted((ROOT / "notebooks").rglob("*.ipynb"))

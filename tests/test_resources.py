@@ -1,6 +1,6 @@
 """The resources catalogue: the real file, its validation messages, citations and site pages.
 
-The oracles are independent of grader/resources.py: the identifiers the issue lists come from
+The oracles are independent of grader/catalogue/: the identifiers the issue lists come from
 their primary sources (arXiv, DOI records, publishers), ISBN check digits are recomputed here,
 the list of items the source document names is copied from its section 6, and the rendered
 Markdown is run through Python-Markdown's own admonition extension.
@@ -16,15 +16,15 @@ from pathlib import Path
 import markdown
 import pytest
 
-from grader import resources
-from grader.resources import CatalogueError
+from grader import catalogue as resources
+from grader.catalogue import CatalogueError
 
-# The module's own jsonschema import skips a slow optional grammar (see grader.resources).
+# The module's own jsonschema import skips a slow optional grammar (see grader.catalogue.load).
 jsonschema = resources.jsonschema
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE_FILE = REPO / "resources.yaml"
-SCHEMA = json.loads((REPO / "grader" / "resources.schema.json").read_text(encoding="utf-8"))
+SCHEMA = json.loads((REPO / "grader" / "catalogue" / "resources.schema.json").read_text(encoding="utf-8"))
 THIS_YEAR = datetime.date.today().year
 NAME = "resources.yaml"
 
@@ -276,7 +276,7 @@ BROKEN_ENTRIES = [
     ("language name", dict(language="English"), "language",
      "must be a two-letter ISO 639-1 language code such as en or zh"),
     ("unknown field", dict(pages="5998-6008"), "pages",
-     "unknown field (the allowed fields are listed in grader/resources.schema.json)"),
+     "unknown field (the allowed fields are listed in grader/catalogue/resources.schema.json)"),
     ("neither authors nor organisation", dict(remove=["authors"]), "authors",
      "either 'authors' or 'organisation' is required"),
     ("four-sentence summary", dict(summary="One idea. A second idea. A third idea. A fourth idea."), "summary",

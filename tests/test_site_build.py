@@ -210,7 +210,7 @@ def test_every_page_has_a_chinese_edition_and_the_switcher_pairs_them(site):
 
 
 def test_chinese_resource_pages_come_from_resources_yaml(site):
-    from grader import resources
+    from grader import catalogue as resources
 
     catalogue = resources.load_catalogue(REPO / "resources.yaml")
     for entry in catalogue:

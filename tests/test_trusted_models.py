@@ -25,7 +25,7 @@ from grader.checking.judge import judge_calls
 from grader.grading.grade import plan_calls
 from grader.sandbox.harness import flatten_result
 from notebook_cases import ROOT, make_course, solution
-from test_autograde import LIMITS, grader
+from test_autograde import grader
 
 TRAINED = {"03_gradient_descent": "train", "04_tensorflow": "train_keras_model", "05_pytorch": "train_digits"}
 

@@ -10,6 +10,7 @@ is a fact about the two arrays, never a guess about the code.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +151,7 @@ def _offset(got, want, atol) -> Diagnosis | None:
     return None
 
 
-def diagnose(got: np.ndarray, want: np.ndarray, inputs: list[Input] = (), rtol: float = 1e-5,
+def diagnose(got: np.ndarray, want: np.ndarray, inputs: Sequence[Input] = (), rtol: float = 1e-5,
              atol: float = 1e-7) -> Diagnosis:
     """One sentence on how ``got`` differs from ``want`` (same shape, numeric, not all close)."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)

@@ -101,7 +101,7 @@ def decode(ids, merges) -> str:
 def gpt_shapes(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes, in registration order (as ``named_parameters()`` lists them)."""
     C = n_embd
-    shapes = {"wte.weight": (vocab_size, C), "wpe.weight": (block_size, C)}
+    shapes: dict[str, tuple[int, ...]] = {"wte.weight": (vocab_size, C), "wpe.weight": (block_size, C)}
     for i in range(n_layer):
         p = f"blocks.{i}."
         shapes.update({

@@ -8,14 +8,16 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from grader.sandbox.failures import SANDBOX_FAILURES
 from grader.sandbox.harness import array_arguments, flatten_result
 
 from .diagnosis import Diagnosis, Input, diagnose, shape_hint
-from .spec import Call, Exercise, Function, Tensor
+from .spec import Call, Exercise, Tensor
 
 Outputs = dict[str, np.ndarray]
 
@@ -28,8 +30,6 @@ class Verdict:
 
 PASSED = Verdict(True)
 NOT_DONE = "not implemented yet: the stub still raises NotImplementedError."
-# Failures the sandbox reports in words of its own (see grader.sandbox.runner).
-SANDBOX_FAILURES = {"ProcessDied", "TimeLimitExceeded", "NotRun", "ResultError", "CellTimeout"}
 
 
 def plain(value):
@@ -49,6 +49,7 @@ def plain(value):
 def expected_outputs(exercise: Exercise, call: Call) -> Outputs:
     args = [plain(a) for a in call.args]
     kwargs = {k: plain(v) for k, v in call.kwargs.items()}
+    assert exercise.expected is not None, f"{exercise.name} is judged by a property, not an oracle"
     return flatten_result(exercise.expected(*args, **kwargs))
 
 
@@ -135,7 +136,7 @@ def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None
 def call_inputs(exercise: Exercise, call: Call) -> list[Input]:
     """The call's arrays, named as the oracle's parameters are (``b``, ``params['W1']``)."""
     try:
-        names = list(inspect.signature(exercise.expected).parameters)
+        names = list(inspect.signature(exercise.expected).parameters) if exercise.expected else []
     except (TypeError, ValueError):
         names = []
     named = [(names[i] if i < len(names) else f"argument {i + 1}", a) for i, a in enumerate(call.args)]
@@ -230,6 +231,8 @@ def recognise_mistake(exercise: Exercise, call: Call, outputs: Outputs) -> str |
     args = [plain(a) for a in call.args]
     kwargs = {k: plain(v) for k, v in call.kwargs.items()}
     for mistake in exercise.mistakes:
+        if mistake.wrong is None:  # named by the exercise's own judge, not by comparison
+            continue
         try:
             with np.errstate(all="ignore"):
                 wrong = flatten_result(mistake.wrong(*args, **kwargs))
@@ -259,14 +262,14 @@ def _label(key: str) -> str:
     return "" if key == "" else f"{key}: "
 
 
-def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: list[Input] = ()) -> str | None:
+def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: Sequence[Input] = ()) -> str | None:
     """None when ``outputs`` equal ``expected`` within tolerance, else what differs, in one line."""
     problem = compare_outputs(outputs, expected, rtol, atol, inputs)
     return None if problem is None else problem.text
 
 
 def compare_outputs(outputs: Outputs, expected: Outputs, rtol: float, atol: float,
-                    inputs: list[Input] = ()) -> Diagnosis | None:
+                    inputs: Sequence[Input] = ()) -> Diagnosis | None:
     """None when ``outputs`` equal ``expected`` within tolerance, else a diagnosis of the first difference."""
     if outputs.keys() != expected.keys():
         return Diagnosis(_structure_hint(outputs, expected), "structure")
@@ -306,16 +309,3 @@ def _structure_hint(outputs: Outputs, expected: Outputs) -> str:
         return f"the result has no {', '.join(missing)}; expected keys {', '.join(want)}."
     extra = [k for k in got if k not in expected]
     return f"unexpected entries {', '.join(extra)}; expected keys {', '.join(want)}."
-
-
-def describe(value) -> str:
-    """How a call's arguments read in a hint or a log (shapes, not values)."""
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if isinstance(value, Tensor):
-        return f"{value.framework} tensor{value.value.shape}"
-    if isinstance(value, Function):
-        return f"function {value.name}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {describe(v)}" for k, v in value.items()) + "}"
-    return repr(value)

@@ -30,7 +30,7 @@ class Tensor:
 class Function:
     """A scalar test function handed to the learner by name (e.g. to ``numerical_gradient``).
 
-    The harness builds the callable from ``name`` and ``params`` (see ``harness.TEST_FUNCTIONS``);
+    The harness builds the callable from ``name`` and ``params`` (see ``harness.SCALAR_FUNCTIONS``);
     the oracle side knows the same functions' analytic gradients.
     """
 
@@ -76,16 +76,17 @@ class Mistake:
     """A mistake learners make, recognised by reproducing it.
 
     ``wrong`` computes the wrong answer from the same (plain NumPy) arguments; when the
-    learner's output matches it, ``hint`` is what they are told. ``key`` limits the match to
+    learner's output matches it, ``hint`` is what they are told. An exercise judged by a
+    property (``Exercise.judge``) names its mistakes itself and leaves ``wrong`` out. ``key`` limits the match to
     one part of a multi-part answer (e.g. "2" for ``db`` in ``(dx, dW, db)``). ``inject`` is
     source code for the learner's answer cell that makes this mistake; the tests put it into
     the solution and check that exactly this hint appears.
     """
 
     hint: str
-    wrong: Callable[..., Any]
     inject: str
     key: str | None = None
+    wrong: Callable[..., Any] | None = field(default=None, kw_only=True)
 
 
 Judge = Callable[[Call, dict[str, np.ndarray]], "str | None"]

@@ -14,15 +14,15 @@ outcome, so the next run does not try it again until its files change.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -31,11 +31,11 @@ from grader.checking import exercises
 from grader import sandbox
 from grader.course import release_notebook, stable_seed
 from .gradebook import ensure_assignment, record
-from .grade import ExerciseResult, Scored, grade_notebook, unusable
+from .grade import grade_notebook, unusable
 from .notebooks_io import UnusableNotebook, identify, parse_notebook
+from .results import (NotebookOutcome, SubmissionOutcome, manifest_of, outcome_of, read_manifest,
+                      submission_folder, write_manifest)
 from .submissions import Submission, find
-
-MANIFEST = "grader.json"
 
 
 @dataclass(frozen=True)
@@ -51,36 +51,6 @@ class Overrides:
         return sandbox.Limits(cell_timeout=self.cell_timeout or spec.cell_timeout,
                               notebook_timeout=self.notebook_timeout or spec.notebook_timeout,
                               memory_bytes=self.memory_bytes or spec.memory_bytes, threads=self.threads)
-
-
-@dataclass
-class NotebookOutcome(Scored):
-    name: str
-    notebook_json: str | None
-    exercises: list[ExerciseResult]
-    notes: list[str]
-    seconds: float
-
-
-@dataclass
-class SubmissionOutcome:
-    student: str
-    digest: str
-    notebooks: list[NotebookOutcome] = field(default_factory=list)
-    status: str = "graded"
-    failure: str = ""  # why the grader could not grade this submission ("" when it could)
-
-    @property
-    def score(self) -> float:
-        return sum(n.score for n in self.notebooks)
-
-    @property
-    def max_score(self) -> int:
-        return sum(n.max_score for n in self.notebooks)
-
-    @property
-    def notes(self) -> list[str]:
-        return [note for n in self.notebooks for note in n.notes]
 
 
 # --- the pure task ------------------------------------------------------------------------
@@ -99,11 +69,12 @@ class GradeTask:
     overrides: Overrides = Overrides()
 
 
-def make_task(root: Path, assignment: str, submission: Submission, overrides: Overrides) -> GradeTask:
-    files = {name: (str(path), Path(path).read_bytes() if Path(path).is_file() else None)
-             for name, path in submission.files.items()}
+def make_task(root: Path, assignment: str, submission: Submission, overrides: Overrides,
+              contents: dict[str, bytes | None] | None = None) -> GradeTask:
+    contents = submission.read() if contents is None else contents
+    files = {name: (str(path), contents[name]) for name, path in submission.files.items()}
     templates = {name: nbformat.writes(release_notebook(root, name)) for name in submission.files}
-    return GradeTask(submission.student, assignment, submission.digest(), files, templates,
+    return GradeTask(submission.student, assignment, submission.digest(contents), files, templates,
                      tuple(submission.problems), overrides)
 
 
@@ -163,20 +134,9 @@ def notebooks_of(root: Path, assignment: str) -> list[str]:
     return names
 
 
-def manifest_path(root: Path, student: str, assignment: str) -> Path:
-    return root / "autograded" / student / assignment / MANIFEST
-
-
-def read_manifest(root: Path, student: str, assignment: str) -> dict | None:
-    try:
-        return json.loads(manifest_path(root, student, assignment).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def save(root: Path, db_url: str, assignment: str, outcome: SubmissionOutcome) -> None:
     """Autograded notebooks, then the gradebook, then the manifest that marks it done."""
-    folder = root / "autograded" / outcome.student / assignment
+    folder = submission_folder(root, outcome.student, assignment)
     folder.mkdir(parents=True, exist_ok=True)
     graded = {}
     for nb in outcome.notebooks:
@@ -184,14 +144,7 @@ def save(root: Path, db_url: str, assignment: str, outcome: SubmissionOutcome) -
             (folder / f"{nb.name}.ipynb").write_text(nb.notebook_json, encoding="utf-8")
             graded[nb.name] = nbformat.reads(nb.notebook_json, as_version=4)
     record(db_url, assignment, outcome.student, graded)
-    manifest = {"student": outcome.student, "assignment": assignment, "digest": outcome.digest,
-                "score": outcome.score, "max_score": outcome.max_score, "failure": outcome.failure,
-                "notebooks": [{"name": n.name, "score": n.score, "max_score": n.max_score, "notes": n.notes,
-                               "seconds": round(n.seconds, 2), "exercises": [asdict(e) for e in n.exercises]}
-                              for n in outcome.notebooks]}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, folder / MANIFEST)  # atomic: a manifest is either complete or absent
+    write_manifest(folder, manifest_of(assignment, outcome))
 
 
 class Progress:
@@ -232,20 +185,23 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     """
     root = Path(root).resolve()
     names = notebooks_of(root, assignment)
-    found = find(assignment, names, Path(location), **({"pattern": pattern} if pattern else {}))
-    ensure_assignment(root, db_url, assignment)
-    outcomes: dict[str, SubmissionOutcome] = {}
-    todo: list[Submission] = []
-    for submission in found:
-        manifest = read_manifest(root, submission.student, assignment)
-        if manifest and manifest.get("digest") == submission.digest():
-            outcomes[submission.student] = _from_manifest(manifest)
-        else:
-            todo.append(submission)
-    bar = Progress(len(todo), enabled=progress)
     if runner is None and not overrides.threads:  # share the cores among the notebooks graded at once
         overrides = replace(overrides, threads=max(1, (os.cpu_count() or 1) // _jobs(jobs)))
-    tasks = [make_task(root, assignment, s, overrides) for s in todo]
+    outcomes: dict[str, SubmissionOutcome] = {}
+    # A zip is unpacked into scratch; every file is read (once) into the tasks before it goes.
+    with tempfile.TemporaryDirectory(prefix="grader-zip-") as scratch:
+        found = find(assignment, names, Path(location), scratch=Path(scratch),
+                     **({"pattern": pattern} if pattern else {}))
+        ensure_assignment(root, db_url, assignment)
+        tasks = []
+        for submission in found:
+            contents = submission.read()
+            manifest = read_manifest(root, submission.student, assignment)
+            if manifest and manifest.get("digest") == submission.digest(contents):
+                outcomes[submission.student] = outcome_of(manifest)
+            else:
+                tasks.append(make_task(root, assignment, submission, overrides, contents))
+    bar = Progress(len(tasks), enabled=progress)
     for outcome in (runner or _local_runner(jobs))(tasks):
         save(root, db_url, assignment, outcome)
         outcomes[outcome.student] = outcome
@@ -331,12 +287,3 @@ def _worker_death(exitcode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exit status {exitcode}"
-
-
-def _from_manifest(manifest: dict) -> SubmissionOutcome:
-    outcome = SubmissionOutcome(manifest["student"], manifest["digest"], status="unchanged",
-                                failure=str(manifest.get("failure") or ""))
-    for nb in manifest["notebooks"]:
-        outcome.notebooks.append(NotebookOutcome(nb["name"], None, [ExerciseResult(**e) for e in nb["exercises"]],
-                                                 nb["notes"], nb.get("seconds", 0.0)))
-    return outcome

@@ -6,26 +6,21 @@ graded (the worst notebook's).
 """
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 from pathlib import Path
 
 from grader.checking import exercises
 from grader.course import find_root, release_notebook
-from .grade import GradedNotebook, grade_notebook
+from .grade import grade_notebook
 from .notebooks_io import UnusableNotebook, identify, read_notebook
+from .results import GradedNotebook, format_table, notebook_summary, to_json
 
 
-def format_table(graded: GradedNotebook) -> str:
+def exercise_table(graded: GradedNotebook) -> str:
     rows = [("exercise", "points", "result", "hint")]
-    for e in graded.exercises:
-        rows.append((e.name, f"{e.points:g}/{e.max_points}", "pass" if e.passed else "FAIL", e.hint))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + ("  " + r[3] if r[3] else "") for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  ----")
-    lines.append(f"total: {graded.score:g}/{graded.max_score}")
-    return "\n".join(line.rstrip() for line in lines)
+    rows += [(e.name, f"{e.points:g}/{e.max_points}", "pass" if e.passed else "FAIL", e.hint) for e in graded.exercises]
+    return format_table(rows) + f"\ntotal: {graded.score:g}/{graded.max_score}"
 
 
 def grade_path(notebook_path: Path, seed: int | None = None) -> GradedNotebook | None:
@@ -50,16 +45,9 @@ def grade_path(notebook_path: Path, seed: int | None = None) -> GradedNotebook |
         return None
 
 
-def _as_dict(graded: GradedNotebook) -> dict:
-    return {"notebook": graded.name, "score": graded.score, "max_score": graded.max_score,
-            "exercises": [{"name": e.name, "points": e.points, "max_points": e.max_points,
-                           "passed": e.passed, "hint": e.hint} for e in graded.exercises],
-            "notes": graded.notes, "isolated": graded.isolated}
-
-
 def _print_graded(notebook_path: Path, graded: GradedNotebook) -> None:
     print(f"{notebook_path}  ({graded.name})")
-    print(format_table(graded))
+    print(exercise_table(graded))
     for note in graded.notes:
         print(f"note: {note}")
     if not graded.isolated:
@@ -76,7 +64,7 @@ def run(path: str, as_json: bool = False, seed: int | None = None) -> int:
     if graded is None:
         return 2
     if as_json:
-        print(json.dumps(_as_dict(graded), indent=2))
+        print(to_json(notebook_summary(graded)))
     else:
         _print_graded(notebook_path, graded)
     return _status(graded)
@@ -105,9 +93,7 @@ def course_summary(checked: list[tuple[Path, GradedNotebook | None]]) -> str:
         else:
             passed = sum(e.passed for e in graded.exercises)
             rows.append((graded.name, f"{graded.score:g}/{graded.max_score}", f"{passed}/{len(graded.exercises)} exercises"))
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}" for r in rows]
-    lines.insert(1, f"{'-' * widths[0]}  {'-' * widths[1]}  ------")
+    lines = [format_table(rows)]
     usable = [g for _, g in checked if g is not None]
     lines.append(f"course total: {sum(g.score for g in usable):g}/{sum(g.max_score for g in usable)}")
     nxt = next_exercise(checked)
@@ -119,7 +105,9 @@ def course_summary(checked: list[tuple[Path, GradedNotebook | None]]) -> str:
 
 def next_exercise(checked: list[tuple[Path, GradedNotebook | None]]) -> dict | None:
     for _, graded in checked:
-        for e in graded.exercises if graded else ():
+        if graded is None:
+            continue
+        for e in graded.exercises:
             if not e.passed:
                 return {"notebook": graded.name, "exercise": e.name, "hint": e.hint}
     return None
@@ -143,10 +131,10 @@ def run_many(paths: list[str], as_json: bool = False, seed: int | None = None) -
             print()
     if as_json:
         usable = [g for _, g in checked if g is not None]
-        print(json.dumps({"notebooks": [_as_dict(g) for g in usable],
-                          "unusable": [str(p) for p, g in checked if g is None],
-                          "score": sum(g.score for g in usable), "max_score": sum(g.max_score for g in usable),
-                          "next": next_exercise(checked)}, indent=2))
+        print(to_json({"notebooks": [notebook_summary(g) for g in usable],
+                       "unusable": [str(p) for p, g in checked if g is None],
+                       "score": sum(g.score for g in usable), "max_score": sum(g.max_score for g in usable),
+                       "next": next_exercise(checked)}))
     else:
         print(course_summary(checked))
     return max(_status(g) for _, g in checked)

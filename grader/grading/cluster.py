@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 from grader.sandbox import SANDBOX_UID_BASE
 
 if TYPE_CHECKING:
-    from .autograde import GradeTask, SubmissionOutcome
+    from .autograde import GradeTask
+    from .results import SubmissionOutcome
 
 MAX_SLOTS = 1024
 TASKS_PER_THREAD = 4  # tasks handed to the scheduler ahead of the workers: enough to keep them busy
@@ -60,7 +61,7 @@ def _uids_running() -> set[int]:
     uids = set()
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            line = next(l for l in status.read_text().splitlines() if l.startswith("Uid:"))
+            line = next(text for text in status.read_text().splitlines() if text.startswith("Uid:"))
             uids.add(int(line.split()[1]))
         except (OSError, StopIteration, ValueError, IndexError):
             continue  # the process ended while we looked

@@ -2,24 +2,23 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from .autograde import MANIFEST
+from .results import read_manifests
 
 
 def export(root: Path, assignment: str, db_url: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     from nbgrader.api import Gradebook
     from nbgrader.plugins import CsvExportPlugin
 
+    manifests = read_manifests(root, assignment)
     out_dir = Path(out_dir or root / "exports" / assignment)
     out_dir.mkdir(parents=True, exist_ok=True)
     grades = out_dir / "grades.csv"
     with Gradebook(db_url) as gb:
         CsvExportPlugin(to=str(grades), assignment=[assignment]).export(gb)
     breakdown = out_dir / "exercises.csv"
-    manifests = [json.loads(p.read_text()) for p in sorted((root / "autograded").glob(f"*/{assignment}/{MANIFEST}"))]
-    columns = [f"{nb['name']}:{x['name']}" for nb in (manifests[0]["notebooks"] if manifests else []) for x in nb["exercises"]]
+    columns = [f"{nb['name']}:{x['name']}" for nb in manifests[0]["notebooks"] for x in nb["exercises"]]
     with open(breakdown, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student_id", *columns, "score", "max_score", "notes"])

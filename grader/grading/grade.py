@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import nbformat
 import numpy as np
@@ -20,46 +19,10 @@ from grader import sandbox
 from grader.sandbox.calls import encode_call
 from grader.checking.judge import Verdict, blame_dependencies, judge_calls, learner_calls
 from .notebooks_io import assemble, grade_id, is_answer, is_test
+from .results import ExerciseResult, GradedNotebook
 from grader.checking.spec import Call, NotebookSpec
 
 SETUP_CELL = "setup"  # installs the course package in Colab; meaningless in the sandbox
-
-
-@dataclass
-class ExerciseResult:
-    name: str
-    title: str
-    points: float
-    max_points: int
-    hint: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.points == self.max_points
-
-
-class Scored:
-    """Totals over ``self.exercises`` (a list of ExerciseResult)."""
-
-    exercises: list[ExerciseResult]
-
-    @property
-    def score(self) -> float:
-        return sum(e.points for e in self.exercises)
-
-    @property
-    def max_score(self) -> int:
-        return sum(e.max_points for e in self.exercises)
-
-
-@dataclass
-class GradedNotebook(Scored):
-    name: str
-    notebook: NotebookNode | None
-    exercises: list[ExerciseResult]
-    notes: list[str] = field(default_factory=list)
-    isolated: bool = False
-    seconds: float = 0.0
 
 
 def plan_calls(spec: NotebookSpec, seed: int, max_call_seconds: float | None = None
@@ -101,7 +64,7 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
         verdicts[exercise.name] = verdict
         results.append(ExerciseResult(exercise.name, exercise.title, exercise.points if verdict.passed else 0,
                                       exercise.points, verdict.hint))
-    sources = {grade_id(c): c.source for c in nb.cells if is_answer(c) and grade_id(c) in verdicts}
+    sources = {gid: c.source for c in nb.cells if is_answer(c) and (gid := grade_id(c) or "") in verdicts}
     verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts, learner_calls(sources))
     for result in results:
         result.hint = verdicts[result.name].hint
@@ -126,7 +89,7 @@ def _write_outputs(nb: NotebookNode, run: sandbox.RunResult, spec: NotebookSpec,
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
-        exercise = by_test_id.get(grade_id(cell))
+        exercise = by_test_id.get(grade_id(cell) or "")
         if exercise is not None and is_test(cell):
             verdict = verdicts[exercise.name]
             if verdict.passed:

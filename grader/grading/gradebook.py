@@ -13,6 +13,8 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from grader.course import CourseError
+
 from .release import course_config
 
 
@@ -37,7 +39,13 @@ def ensure_assignment(root: Path, db_url: str, assignment: str) -> None:
                                release_directory=str(Path(scratch) / "release"), db_url=db_url)
         result = NbGraderAPI(config=config).generate_assignment(assignment, force=True)
         if not result.get("success"):
-            raise RuntimeError(f"could not register {assignment} in the gradebook: {result.get('error', '')}")
+            raise CourseError(f"{assignment}: could not register it in the gradebook: "
+                              f"{_last_line(result.get('error', ''))}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "nbgrader gave no reason"
 
 
 def record(db_url: str, assignment: str, student: str, notebooks: dict[str, NotebookNode]) -> None:

@@ -103,7 +103,7 @@ def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[Notebook
     known = {k for k in template_keys if k}
     by_cell_id = {c.get("id"): key(c) for c in template.cells if c.get("id")}
     submitted_keys = {key(c) for c in submission.cells}
-    matched: dict[str, dict] = {}
+    matched: dict[str, NotebookNode] = {}
     extras_after: dict[str | None, list] = {}
     previous: str | None = None
     for cell in submission.cells:
@@ -112,7 +112,7 @@ def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[Notebook
             k = by_cell_id.get(cell.get("id"), k)
             if k in submitted_keys:
                 k = None
-        if k in known and k not in matched:
+        if k is not None and k in known and k not in matched:
             matched[k] = cell
             previous = k
         else:
@@ -128,7 +128,7 @@ def assemble(submission: NotebookNode, template: NotebookNode) -> tuple[Notebook
     for tcell in template.cells:
         k = key(tcell)
         new = nbformat.from_dict(dict(tcell))
-        mine = matched.get(k)
+        mine = matched.get(k) if k else None
         if is_answer(tcell):
             if mine is not None:
                 new.source = mine.source

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import nbformat
 
-from ..resources import CatalogueError, entry_link, expand_citations, load_catalogue
+from grader.course import CourseError
 
 
-class ReleaseError(ValueError):
+class ReleaseError(CourseError):
     """The release cannot be made; the message names the file and the problem."""
 
 
 def assignments(course_root: Path) -> list[str]:
+    if not (course_root / "solutions").is_dir():
+        raise CourseError(f"{course_root / 'solutions'}: no such folder (the instructors' notebooks)")
     return sorted(p.name for p in (course_root / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -33,6 +35,8 @@ def course_config(course_root: Path, **overrides):
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
+    if not (course_root / "nbgrader_config.py").is_file():
+        raise CourseError(f"{course_root / 'nbgrader_config.py'}: no such file (not a course folder)")
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
     extra = Config()
     for key, value in overrides.items():
@@ -45,8 +49,14 @@ def release(course_root: Path, output: Path | None = None, only: list[str] | Non
     """Generate the release of every assignment into ``output`` (default: notebooks/)."""
     from nbgrader.apps import NbGraderAPI  # slow to import: only when releasing
 
+    from grader.catalogue import CatalogueError, load_catalogue  # build-time only: kept out of grading's imports
+
     course_root = Path(course_root).resolve()
     output = Path(output or course_root / "notebooks").resolve()
+    known = assignments(course_root)
+    for assignment in only or []:  # all checked before anything is written
+        if assignment not in known:
+            raise ReleaseError(f"{assignment}: no such assignment in {course_root / 'solutions'}")
     catalogue_path = course_root / "resources.yaml"
     try:
         # A course folder without the catalogue can still be released, as long as it cites nothing.
@@ -59,11 +69,13 @@ def release(course_root: Path, output: Path | None = None, only: list[str] | Non
         config = course_config(course_root, root=str(course_root), release_directory=str(staging),
                                db_url=f"sqlite:///{Path(scratch) / 'release.db'}")
         api = NbGraderAPI(config=config)
-        for assignment in only or assignments(course_root):
+        for assignment in only or known:
             result = api.generate_assignment(assignment, force=True)
             if not result.get("success"):
-                raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.get('log', '')}"
-                                   f"{result.get('error', '')}")
+                problem = [line.strip() for line in f"{result.get('log', '')}\n{result.get('error', '')}".splitlines()
+                           if line.strip()]
+                raise ReleaseError(f"{assignment}: nbgrader generate_assignment failed: "
+                                   f"{problem[-1] if problem else 'no reason given'}")
             # Every notebook is finished in staging first, so a bad citation leaves notebooks/ as it was.
             for path in sorted((staging / assignment).glob("*.ipynb")):
                 _normalise(path, catalogue, shown_as=f"notebooks/{assignment}/{path.name}")
@@ -83,6 +95,8 @@ def tool_env() -> dict[str, str]:
 
 def _normalise(path: Path, catalogue: list[dict], shown_as: str) -> None:
     """Readable citations, and stable bytes for the same content (the committed release is compared exactly)."""
+    from grader.catalogue import CatalogueError
+
     nb = nbformat.read(path, as_version=4)
     for number, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
@@ -102,4 +116,6 @@ def _normalise(path: Path, catalogue: list[dict], shown_as: str) -> None:
 def cite_readably(markdown: str, catalogue: list[dict]) -> str:
     """Each ``[@id]`` as ``[Title (Author et al., Year)](url)``: the site's citation label, linked
     to the work itself, since a notebook read in Jupyter or Colab has no site to resolve keys."""
+    from grader.catalogue import entry_link, expand_citations
+
     return expand_citations(markdown, catalogue, entry_link)

@@ -1,12 +1,11 @@
 """``grader report``: which exercises the class found hard, and the spread of scores."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .autograde import MANIFEST
+from .results import ExerciseJSON, read_manifests
 
 
 @dataclass
@@ -21,10 +20,8 @@ class ExerciseStats:
 
 
 def collect(root: Path, assignment: str) -> tuple[list[ExerciseStats], list[float], int]:
-    manifests = [json.loads(p.read_text()) for p in sorted((root / "autograded").glob(f"*/{assignment}/{MANIFEST}"))]
-    if not manifests:
-        raise ValueError(f"no graded submissions for {assignment} under {root / 'autograded'}: run grader autograde first")
-    per_exercise: dict[tuple[str, str], list[dict]] = {}
+    manifests = read_manifests(root, assignment)
+    per_exercise: dict[tuple[str, str], list[ExerciseJSON]] = {}
     for m in manifests:
         for nb in m["notebooks"]:
             for x in nb["exercises"]:

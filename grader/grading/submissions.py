@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +32,18 @@ class Submission:
     files: dict[str, Path] = field(default_factory=dict)  # notebook name -> file
     problems: list[str] = field(default_factory=list)
 
-    def digest(self) -> str:
+    def read(self) -> dict[str, bytes | None]:
+        """Each notebook's bytes (None where there is no file): read once, digested and graded."""
+        return {name: path.read_bytes() if path.is_file() else None for name, path in self.files.items()}
+
+    def digest(self, contents: dict[str, bytes | None] | None = None) -> str:
         """Changes whenever any submitted file changes: what "already graded" is keyed on."""
+        contents = self.read() if contents is None else contents
         h = hashlib.sha256()
         for name in sorted(self.files):
             h.update(name.encode() + b"\0")
-            path = self.files[name]
-            h.update(path.read_bytes() if path.is_file() else b"<missing>")
+            raw = contents[name]
+            h.update(raw if raw is not None else b"<missing>")
         for problem in self.problems:
             h.update(problem.encode())
         return h.hexdigest()
@@ -47,13 +51,16 @@ class Submission:
 
 def find(assignment: str, notebooks: list[str], location: Path, pattern: str = DEFAULT_PATTERN,
          scratch: Path | None = None) -> list[Submission]:
+    """The submissions at ``location``. A zip is unpacked into ``scratch``, which the caller
+    gives and removes once the files are read (the paths returned point into it)."""
     location = Path(location)
     if not location.exists():
         raise SubmissionsError(f"{location}: no such file or folder")
     if location.is_file():
         if not zipfile.is_zipfile(location):
             raise SubmissionsError(f"{location}: not a folder or a zip file")
-        scratch = Path(scratch or tempfile.mkdtemp(prefix="grader-zip-"))
+        if scratch is None:
+            raise TypeError("find() needs a scratch folder to unpack a zip into")
         _extract(location, scratch)
         location = scratch
     if _is_nbgrader_layout(location, assignment):

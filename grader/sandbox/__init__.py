@@ -5,6 +5,7 @@
 - ``harness``: runs inside the sandbox; executes the notebook and calls the learner's functions.
   It imports nothing from ``grader`` (the sandbox cannot see the package).
 - ``calls``: calls as JSON plus arrays, the form in which they cross into the sandbox.
+- ``failures``: the names of the sandbox's own failure kinds (a time-out, a dead process...).
 """
 from .runner import SANDBOX_UID_BASE, Limits, RunResult, can_isolate, read_regular_file, run
 

@@ -344,6 +344,11 @@ _SAVEZ = np.savez
 _CRASH_LOG = None
 
 
+# The sandbox's failure kinds this side produces (grader.sandbox.failures names them all; this
+# module cannot import it). A cell's time-out is reported by its exception's class name.
+CALL_TIMEOUT = "CallTimeout"
+
+
 class CellTimeout(Exception):
     pass
 
@@ -356,7 +361,8 @@ class BoundedText(io.TextIOBase):
     """Keeps the first ``limit`` characters written to it; an output flood costs nothing."""
 
     def __init__(self, limit: int):
-        self.limit, self.parts, self.size, self.dropped = limit, [], 0, 0
+        self.limit, self.size, self.dropped = limit, 0, 0
+        self.parts: list[str] = []
 
     def writable(self):
         return True
@@ -419,7 +425,8 @@ def learner_location(exc: BaseException) -> dict | None:
 
 
 def describe_error(exc: BaseException) -> dict:
-    error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+    """An exception as the protocol carries it (``calls.call_in_process`` reports the same shape)."""
+    error: dict[str, object] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
     if isinstance(exc, NameError) and getattr(exc, "name", None):
         error["missing"] = exc.name
     where = learner_location(exc)
@@ -459,7 +466,7 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             continue
         if call["fn"] in timed_out:  # it hung once: it would hang again, and the verdict is already a fail
             log.emit(event="call_end", index=index, ok=False, keys=None,
-                     error={"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"})
+                     error={"ename": CALL_TIMEOUT, "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"})
             continue
         log.emit(event="call_start", index=index)
         out = BoundedText(output_limit)
@@ -482,7 +489,7 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             _SAVEZ(os.path.join(outdir, f"{index}.npz"), **{f"a{i}": np.asarray(flat[k]) for i, k in enumerate(keys)})
             error = None
         except CellTimeout:
-            keys, error = None, {"ename": "CellTimeout", "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
+            keys, error = None, {"ename": CALL_TIMEOUT, "evalue": f"{call['fn']} did not finish within {call['timeout']:g} s"}
             timed_out.add(call["fn"])
         except BaseException as exc:
             keys, error = None, describe_error(exc)

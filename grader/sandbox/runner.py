@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .failures import Failure, failure
+
 HERE = Path(__file__).resolve().parent
 SANDBOX_UID_BASE = 61000  # job slot N runs as uid 61000 + N: slots cannot signal or starve each other
 
@@ -105,7 +107,7 @@ def _death_reason(returncode: int | None, killed_for: str | None) -> str:
         names = {signal.SIGSEGV: "a segmentation fault", signal.SIGKILL: "being killed (memory exhausted?)",
                  signal.SIGXCPU: "the CPU time limit", signal.SIGXFSZ: "the file size limit",
                  signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error"}
-        return f"the process died from {names.get(sig, signal.Signals(sig).name)}"
+        return f"the process died from {names.get(signal.Signals(sig), signal.Signals(sig).name)}"
     return f"the process exited with status {returncode} (os._exit or similar)"
 
 
@@ -229,7 +231,7 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
             if isolated:
                 os.chown(work / "out", uid, uid)
             (work / "job.json").write_text(json.dumps(job))
-            np.savez(work / "inputs.npz", **arrays)
+            np.savez(work / "inputs.npz", **arrays)  # type: ignore[arg-type]
             shutil.copy(HERE / "harness.py", work / "harness.py")
             run_ = _Attempt(work, root, limits, uid, isolated, deadline, job)
             run_.watch()
@@ -248,8 +250,8 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
                 crashed.add((kind, index))
                 result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; trying it once more.")
                 continue
-            error = {"ename": "ProcessDied" if not run_.killed_for else "TimeLimitExceeded",
-                     "evalue": f"{reason} while running this {kind}; it was skipped and the notebook re-run without it."}
+            error = failure(Failure.TIME_LIMIT if run_.killed_for else Failure.PROCESS_DIED,
+                            f"{reason} while running this {kind}; it was skipped and the notebook re-run without it.")
             if kind == "cell":
                 skip_cells.add(index)
                 result.cells[index] = {"ok": False, "error": error, "stdout": ""}
@@ -262,8 +264,8 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
     finally:
         shutil.rmtree(base, ignore_errors=True)
     for index in range(len(calls)):
-        result.calls.setdefault(index, {"error": {"ename": "NotRun", "evalue": "the notebook stopped before this check ran: "
-                                                  + (result.notes[-1] if result.notes else "no result")}})
+        result.calls.setdefault(index, {"error": failure(Failure.NOT_RUN, "the notebook stopped before this check ran: "
+                                                          + (result.notes[-1] if result.notes else "no result"))})
     result.seconds = time.monotonic() - started
     return result
 
@@ -334,7 +336,7 @@ def read_regular_file(path: Path, limit: int, offset: int = 0) -> bytes | None:
         os.close(fd)
 
 
-UNREADABLE = {"error": {"ename": "ResultError", "evalue": "the result could not be read back as numbers"}}
+UNREADABLE = {"error": failure(Failure.RESULT_ERROR, "the result could not be read back as numbers")}
 MAX_RESULT_ARRAYS = 4096
 _END_OF_CENTRAL_DIRECTORY = struct.Struct("<4s4H2LH")
 

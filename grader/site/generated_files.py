@@ -34,5 +34,5 @@ def generated_page(config, src_uri: str, markdown: str, edition: Edition, editio
     base = base_uri(src_uri, editions)
     for other in editions:
         if other != edition:
-            page.alternates[other.lang] = localised(other.page_uri(base), other.lang)
+            page.alternates[other.lang] = localised(other.page_uri(base), other.lang)  # type: ignore[attr-defined]
     return page

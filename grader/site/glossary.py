@@ -7,14 +7,19 @@ cutting 反向传播 into 反向 + 传播, and the consistency test of the Chine
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from .markdown import table_cell
+
 GLOSSARY_FILE = Path(__file__).with_name("glossary.yaml")
+SCHEMA_FILE = Path(__file__).with_name("glossary.schema.json")  # one term
 TABLE_MARKER = "<!-- glossary-table -->"
-REQUIRED = ("en", "zh", "en_def", "zh_def", "see")
 
 # Link text for the page a term is explained on, in each language.
 PAGE_NAMES = {
@@ -56,18 +61,13 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> list[Term]:
         if not isinstance(entry, dict):
             raise GlossaryError(f"{label} is not a mapping")
         label = f"{path}: term {number} ({entry.get('en', '?')})"
-        for field in REQUIRED:
-            if not isinstance(entry.get(field), str) or not entry[field].strip():
-                raise GlossaryError(f"{label}: field '{field}' is missing or empty")
-        unknown = set(entry) - set(REQUIRED) - {"avoid"}
-        if unknown:
-            raise GlossaryError(f"{label}: unknown field(s) {sorted(unknown)}")
+        problem = _schema_problem(entry)
+        if problem:
+            raise GlossaryError(f"{label}: {problem}")
         page = entry["see"].split("#")[0]
         if page not in PAGE_NAMES or "#" not in entry["see"]:
             raise GlossaryError(f"{label}: 'see' must be page.md#anchor on one of {sorted(PAGE_NAMES)}")
         avoid = entry.get("avoid", [])
-        if not isinstance(avoid, list) or not all(isinstance(a, str) and a for a in avoid):
-            raise GlossaryError(f"{label}: 'avoid' must be a list of strings")
         if entry["zh"] in seen:
             raise GlossaryError(f"{label}: the Chinese term {entry['zh']} is listed twice")
         seen.add(entry["zh"])
@@ -75,8 +75,30 @@ def load_glossary(path: Path = GLOSSARY_FILE) -> list[Term]:
     return terms
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", r"\|")
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def _schema_problem(entry: dict[str, Any]) -> str | None:
+    """The first way ``entry`` breaks the schema, in the schema's field order, as one phrase."""
+    from grader.catalogue.load import jsonschema  # imported without its slow optional grammar
+
+    schema = _schema()
+    order = list(schema["properties"])
+    problems = []
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(entry):
+        if error.validator == "required":
+            field = next(name for name in error.validator_value if name not in entry)
+            problems.append((field, f"field '{field}' is missing or empty"))
+        elif error.validator == "additionalProperties":
+            unknown = sorted(set(entry) - set(order))
+            problems.append((unknown[0], f"unknown field(s) {unknown}"))
+        else:
+            field = str(error.absolute_path[0])
+            problems.append((field, schema["properties"][field].get("x-error", f"field '{field}' is missing or empty")))
+    problems.sort(key=lambda problem: order.index(problem[0]) if problem[0] in order else len(order))
+    return problems[0][1] if problems else None
 
 
 def glossary_table(terms: list[Term], lang: str) -> str:
@@ -89,8 +111,8 @@ def glossary_table(terms: list[Term], lang: str) -> str:
     for term in terms:
         page, _anchor = term.see.split("#")
         link = f"[{PAGE_NAMES[page][1 if chinese else 0]}]({term.see})"
-        names = [f"**{_cell(term.zh)}**", _cell(term.en)] if chinese else [f"**{_cell(term.en)}**", _cell(term.zh)]
-        defs = [_cell(term.zh_def), _cell(term.en_def)] if chinese else [_cell(term.en_def), _cell(term.zh_def)]
+        names = [f"**{table_cell(term.zh)}**", table_cell(term.en)] if chinese else [f"**{table_cell(term.en)}**", table_cell(term.zh)]
+        defs = [table_cell(term.zh_def), table_cell(term.en_def)] if chinese else [table_cell(term.en_def), table_cell(term.zh_def)]
         rows.append(f"| {' | '.join(names + defs)} | {link} |")
     return "\n".join(rows) + "\n"
 

@@ -43,9 +43,9 @@ _build: dict = {}
 
 def _resources_module():
     try:
-        from grader import resources
+        from grader import catalogue as resources
     except ImportError as err:
-        raise PluginError(f"grader/resources.py cannot be imported ({err}); the resource pages need it") from err
+        raise PluginError(f"grader/catalogue cannot be imported ({err}); the resource pages need it") from err
     return resources
 
 

@@ -1,7 +1,7 @@
 """The exercises of each notebook, by notebook name."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 
 from ..spec import NotebookSpec
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from grader.checking import oracles
 from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec, Tensor
-from .draws import normal
+from .draws import normal, standardised_digits
 from .tensorflow_autograd import regression_case, train_step_outcome
 
 
@@ -26,11 +26,6 @@ def torch_args(x, y, params):
     """x and y as plain tensors, params as tensors that require gradients."""
     return (Tensor("torch", x), Tensor("torch", y),
             {name: Tensor("torch", value, trainable=True) for name, value in params.items()})
-
-
-def _unused(*args, **kwargs):
-    """``wrong`` of a mistake in a property-judged exercise: the judge names it, not a comparison."""
-    return None
 
 
 # --- torch_mlp_forward ------------------------------------------------------------------
@@ -200,11 +195,11 @@ make_mlp = Exercise(
     trusts="the parameters and the output on random probe inputs: the shapes must be the 10-20-5 network's and "
            "the output must equal the judge's own forward pass of those parameters.",
     mistakes=(
-        Mistake(MODULE_NO_RELU, wrong=_unused,
+        Mistake(MODULE_NO_RELU,
                 inject=_MODULE_CELL.format(bias="", forward="self.output(self.hidden(x))")),
-        Mistake(MODULE_OUTPUT_RELU, wrong=_unused,
+        Mistake(MODULE_OUTPUT_RELU,
                 inject=_MODULE_CELL.format(bias="", forward="torch.relu(self.output(torch.relu(self.hidden(x))))")),
-        Mistake(MODULE_PARAMETERS, wrong=_unused,
+        Mistake(MODULE_PARAMETERS,
                 inject=_MODULE_CELL.format(bias=", bias=False", forward="self.output(torch.relu(self.hidden(x)))")),
     ),
 )
@@ -234,16 +229,9 @@ DIGITS_TARGET = ("the test accuracy is below 0.95: train with torch.optim.SGD(mo
 def digits_data(split_seed: int):
     """(x_train, labels_train, x_test, labels_test): a stratified 75/25 split, standardised
     with the training set's statistics, float32 images and int64 labels."""
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x_train, x_test, labels_train, labels_test = train_test_split(
-        digits.data, digits.target, test_size=0.25, random_state=split_seed, stratify=digits.target)
-    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
-    std[std == 0] = 1.0  # pixels that are always blank in the training set
-    return ((x_train - mean) / std).astype(np.float32), labels_train.astype(np.int64), \
-        ((x_test - mean) / std).astype(np.float32), labels_test.astype(np.int64)
+    x_train, labels_train, x_test, labels_test = standardised_digits(split_seed)
+    return x_train.astype(np.float32), labels_train.astype(np.int64), \
+        x_test.astype(np.float32), labels_test.astype(np.int64)
 
 
 def _digits_call(split_seed: int, seed: int, probe_rng: np.random.Generator):
@@ -281,7 +269,7 @@ train_digits = Exercise(
            "inputs must equal the judge's own forward pass of them, and the accuracy is that forward pass's on "
            "held-out images that never enter the sandbox.",
     mistakes=(
-        Mistake(DIGITS_TARGET, wrong=_unused,
+        Mistake(DIGITS_TARGET,
                 inject="def train_digits(x_train, labels_train, seed):\n    torch.manual_seed(seed)\n"
                        "    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))\n"
                        "    optimizer = torch.optim.SGD(model.parameters(), lr=0.001)\n"
@@ -291,7 +279,7 @@ train_digits = Exercise(
                        "        F.cross_entropy(model(x[start:start + 32]), labels[start:start + 32]).backward()\n"
                        "        optimizer.step()\n"
                        "    return model\n"),
-        Mistake(DIGITS_OUTPUT, wrong=_unused,
+        Mistake(DIGITS_OUTPUT,
                 inject="def train_digits(x_train, labels_train, seed):\n"
                        "    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))\n"),
     ),

@@ -30,11 +30,6 @@ def regression_case(rng, n, dtype=np.float64):
     return normal(rng, n, 10, dtype=dtype), normal(rng, n, 5, dtype=dtype), params_10_20_5(rng, dtype)
 
 
-def _unused(*args, **kwargs):
-    """``wrong`` of a mistake in a property-judged exercise: the judge names it, not a comparison."""
-    return None
-
-
 # --- tf_mlp_forward ---------------------------------------------------------------------
 
 def _forward_call(rng, n, dtype=np.float64, trainable=False):
@@ -224,12 +219,12 @@ build_keras_model = Exercise(
     trusts="the weights and the output on random probe inputs: the shapes must be the 10-20-5 network's and the "
            "output must equal the judge's own forward pass of those weights.",
     mistakes=(
-        Mistake(KERAS_NO_RELU, wrong=_unused,
+        Mistake(KERAS_NO_RELU,
                 inject=_keras_cell("        keras.layers.Dense(20),\n        keras.layers.Dense(5),\n")),
-        Mistake(KERAS_OUTPUT_RELU, wrong=_unused,
+        Mistake(KERAS_OUTPUT_RELU,
                 inject=_keras_cell("        keras.layers.Dense(20, activation='relu'),\n"
                                    "        keras.layers.Dense(5, activation='relu'),\n")),
-        Mistake(KERAS_WEIGHTS, wrong=_unused,
+        Mistake(KERAS_WEIGHTS,
                 inject=_keras_cell("        keras.layers.Dense(20, activation='relu', use_bias=False),\n"
                                    "        keras.layers.Dense(5),\n")),
     ),
@@ -258,7 +253,7 @@ train_keras_model = Exercise(
            "must equal the judge's own forward pass of them, and the MSE is that forward pass's on held-out data "
            "of the same teacher, which never enters the sandbox.",
     mistakes=(
-        Mistake(KERAS_TARGET, wrong=_unused,
+        Mistake(KERAS_TARGET,
                 inject="def train_keras_model(x, y):\n    model = build_keras_model()\n"
                        "    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.001), loss='mse')\n"
                        "    model.fit(x, y, epochs=1, batch_size=32, verbose=0)\n    return model\n"),
