@@ -6,7 +6,10 @@ tests/test_notebooks.py (07_gpt is one of its notebooks).
 """
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +22,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from notebook_cases import ROOT
+from sample_class import Student, _answer, _load, _write
 
 from grader.checking import gpt_oracles as O
 from grader.checking.corpus import MODULES, stdlib_corpus
 from grader.checking.exercises import gpt as G
 from grader.checking.judge import judge_calls
+from grader.course import copy_course
 from grader.grading.notebooks_io import is_test
 from grader.sandbox import harness, jail, runner
 from grader.sandbox.calls import call_in_process
@@ -333,3 +338,74 @@ def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
     everything = "".join(printed.values())
     assert "MB of Python" in everything and "validation loss of the baselines" in everything
     assert f"{QUICK_STEPS} steps in" in everything and "--- temperature 1.3" in everything
+
+
+# =========================================================================================
+# A small class of 07, graded by `grader autograde` and `grader check` in the sandbox
+# =========================================================================================
+
+ASSIGNMENT_07 = "07_gpt"
+SOLUTION_07 = ROOT / "solutions/07_gpt/07_gpt.ipynb"
+RELEASE_07 = ROOT / "notebooks/07_gpt/07_gpt.ipynb"
+
+UNTRAINED_WITH_A_FAKE_HISTORY = (
+    "def train_gpt(model, train_ids, config, generator):\n"
+    "    # no training at all, and a loss history that looks like a good run\n"
+    "    return model, {'train': [5.0 - 0.001 * i for i in range(config['max_steps'])], 'val': []}\n")
+
+
+def _solution_with(gid: str, source: str):
+    def make(path: Path):
+        nb = _load(SOLUTION_07)
+        _answer(nb, gid).source = source
+        _write(nb, path)
+    return make
+
+
+# Points: train_bpe 2, encode 1, decode 1, get_batch 1, make_gpt 3, lm_loss 1, lr_at 1,
+# train_gpt 3 (judged on the judge's own model), generate 2 (on the judge's own weights); 15.
+STUDENTS_07 = [
+    Student("correct", 15, "", lambda p: _write(_load(SOLUTION_07), p)),
+    Student("untouched", 0, "not implemented yet", lambda p: p.write_bytes(RELEASE_07.read_bytes())),
+    Student("reads_the_future", 12, "the model reads the future", _solution_with("make_gpt", next(
+        m.inject for m in G.make_gpt.mistakes if m.hint == G.GPT_CAUSAL))),
+    Student("fake_training", 12, "train_gpt", _solution_with("train_gpt", UNTRAINED_WITH_A_FAKE_HISTORY)),
+]
+
+
+@pytest.fixture(scope="module")
+def graded_class_07(tmp_path_factory):
+    base = tmp_path_factory.mktemp("class07")
+    course = copy_course(base / "course")
+    for student in STUDENTS_07:
+        target = base / "submitted" / student.name / ASSIGNMENT_07
+        target.mkdir(parents=True)
+        student.make(target / f"{ASSIGNMENT_07}.ipynb")
+    done = subprocess.run([sys.executable, "-m", "grader", "autograde", ASSIGNMENT_07, str(base / "submitted"),
+                           "--jobs", "2", "--json", "--course-dir", str(course)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return base, course, {row["student"]: row for row in json.loads(done.stdout)}
+
+
+def test_class_of_07_gets_exactly_the_expected_scores_and_reasons(graded_class_07):
+    _, course, summary = graded_class_07
+    assert {s: row["score"] for s, row in summary.items()} == {s.name: s.score for s in STUDENTS_07}
+    for student in STUDENTS_07:
+        manifest = json.loads((course / "autograded" / student.name / ASSIGNMENT_07 / "grader.json").read_text())
+        failed = [e for nb in manifest["notebooks"] for e in nb["exercises"] if e["points"] < e["max_points"]]
+        said = " ".join(e["name"] + ": " + e["hint"] for e in failed)
+        assert student.reason in said, f"{student.name}: {student.reason!r} not said in {said!r}"
+    fake = json.loads((course / "autograded" / "fake_training" / ASSIGNMENT_07 / "grader.json").read_text())
+    assert [e["name"] for nb in fake["notebooks"] for e in nb["exercises"] if e["points"] < e["max_points"]] == ["train_gpt"]
+
+
+def test_grader_check_agrees_with_autograde_on_07(graded_class_07):
+    base, _, summary = graded_class_07
+    for name, status in (("correct", 0), ("reads_the_future", 1)):
+        done = subprocess.run([sys.executable, "-m", "grader", "check", "--json",
+                               str(base / "submitted" / name / ASSIGNMENT_07 / f"{ASSIGNMENT_07}.ipynb")],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == status, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert json.loads(done.stdout)["score"] == summary[name]["score"]

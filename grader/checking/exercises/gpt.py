@@ -41,11 +41,6 @@ from grader.checking.spec import (
 CHINESE_AND_EMOJI = "naïve café, 中文分词 and 🙂🚀: déjà vu, 大模型 😀"
 
 
-def _unused(*args, **kwargs):
-    """``wrong`` of a mistake that the exercise's judge names itself."""
-    return None
-
-
 def _cell(signature: str, body: str) -> str:
     return signature + "\n" + "".join(f"    {line}\n" for line in body.strip("\n").splitlines())
 
@@ -319,8 +314,8 @@ get_batch = Exercise(
     hidden_calls=lambda rng: [_batch_call(rng, 1000, 16, 8), _batch_call(rng, 50, 5, 3)],
     judge=judge_batch,
     mistakes=(
-        Mistake(BATCH_NOT_SHIFTED, wrong=_unused, inject=_BATCH_CELL.format(generator=", generator=generator", shift="")),
-        Mistake(BATCH_GENERATOR, wrong=_unused, inject=_BATCH_CELL.format(generator="", shift=" + 1")),
+        Mistake(BATCH_NOT_SHIFTED, inject=_BATCH_CELL.format(generator=", generator=generator", shift="")),
+        Mistake(BATCH_GENERATOR, inject=_BATCH_CELL.format(generator="", shift=" + 1")),
     ),
 )
 
@@ -468,11 +463,11 @@ make_gpt = Exercise(
     hidden_calls=lambda rng: [_gpt_call(rng, 37, 12, 1, 4, 24, 2, 10), _gpt_call(rng, 20, 6, 3, 1, 8, 4, 6)],
     judge=judge_gpt,
     mistakes=(
-        Mistake(GPT_CAUSAL, wrong=_unused, inject=GPT_CELL.format(**{**GPT_RIGHT, "mask": "pass"})),
-        Mistake(GPT_POSITIONS, wrong=_unused, inject=GPT_CELL.format(**{**GPT_RIGHT, "positions": ""})),
-        Mistake(GPT_SCALE, wrong=_unused, inject=GPT_CELL.format(**{**GPT_RIGHT, "scale": ""})),
+        Mistake(GPT_CAUSAL, inject=GPT_CELL.format(**{**GPT_RIGHT, "mask": "pass"})),
+        Mistake(GPT_POSITIONS, inject=GPT_CELL.format(**{**GPT_RIGHT, "positions": ""})),
+        Mistake(GPT_SCALE, inject=GPT_CELL.format(**{**GPT_RIGHT, "scale": ""})),
         Mistake("the parameters must have the notebook's names and shapes (named_parameters()): "
-                "unexpected lm_head.bias.", wrong=_unused, inject=GPT_CELL.format(**{**GPT_RIGHT, "bias": "True"})),
+                "unexpected lm_head.bias.", inject=GPT_CELL.format(**{**GPT_RIGHT, "bias": "True"})),
     ),
 )
 
@@ -740,10 +735,10 @@ train_gpt = Exercise(
     hidden_calls=lambda rng: [_replay_call(rng), _graded_call(rng)],
     judge=judge_train,
     mistakes=(
-        Mistake(TRAIN_DECAY_ALL, wrong=_unused, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "decayed": "True"})),
-        Mistake(TRAIN_NO_CLIP, wrong=_unused, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "clip": "pass"})),
-        Mistake(TRAIN_NO_SCHEDULE, wrong=_unused, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "lr": 'config["max_lr"]'})),
-        Mistake(TRAIN_NO_ZERO_GRAD, wrong=_unused, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "zero_grad": "pass"})),
+        Mistake(TRAIN_DECAY_ALL, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "decayed": "True"})),
+        Mistake(TRAIN_NO_CLIP, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "clip": "pass"})),
+        Mistake(TRAIN_NO_SCHEDULE, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "lr": 'config["max_lr"]'})),
+        Mistake(TRAIN_NO_ZERO_GRAD, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "zero_grad": "pass"})),
     ),
     call_timeout=120.0,
 )
@@ -887,13 +882,13 @@ generate = Exercise(
     hidden_calls=_hidden_gen_calls,
     judge=judge_generate,
     mistakes=(
-        Mistake(GEN_NO_SOFTMAX, wrong=_unused, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "probs": "logits"})),
-        Mistake(GEN_TEMPERATURE, wrong=_unused, inject=_GEN_CELL.format(
+        Mistake(GEN_NO_SOFTMAX, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "probs": "logits"})),
+        Mistake(GEN_TEMPERATURE, inject=_GEN_CELL.format(
             **{**_GEN_RIGHT, "scale": "", "probs": "F.softmax(logits, dim=-1) / temperature"})),
-        Mistake(GEN_TOP_K, wrong=_unused, inject=_GEN_CELL.format(
+        Mistake(GEN_TOP_K, inject=_GEN_CELL.format(
             **{**_GEN_RIGHT, "top_k": "logits = values"})),
-        Mistake(GEN_CROP, wrong=_unused, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "context": "idx"})),
-        Mistake(GEN_GENERATOR, wrong=_unused, inject=_GEN_CELL.format(
+        Mistake(GEN_CROP, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "context": "idx"})),
+        Mistake(GEN_GENERATOR, inject=_GEN_CELL.format(
             **{**_GEN_RIGHT, "draw": "torch.multinomial(probs, num_samples=1)"})),
     ),
 )
