@@ -35,6 +35,7 @@ from grader.checking.exercises import attention
 from grader.checking.judge import judge_calls
 from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from grader.sandbox.calls import call_in_process
+from finite_differences import central_difference
 from notebook_cases import ROOT, make_course
 from sample_class import ASSIGNMENT_06, STUDENTS_06, write_class_06
 
@@ -59,16 +60,6 @@ def page_states(latex: str, page: str = PAGE) -> None:
     """The page shows this formula, character for character."""
     text = (ROOT / page).read_text(encoding="utf-8")
     assert latex in text, f"{page}: the checked formula is no longer on the page: {latex}"
-
-
-def central_difference(f, x, h=1e-6):
-    x = np.asarray(x, np.float64)
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
 
 
 def torch_block(C, H, norm_first=True):

@@ -21,6 +21,8 @@ import tensorflow as tf
 import torch
 import torch.nn.functional as F
 
+from finite_differences import central_difference
+
 from grader.sandbox import harness
 from grader.checking import oracles
 from grader.checking.exercises.pytorch_autograd import gradients_outcome
@@ -29,7 +31,6 @@ from grader.checking.exercises.tensorflow_autograd import train_step_outcome
 SEEDS = [0, 1, 2]
 SHAPES = [(1, 1), (4, 3), (7, 5)]  # (batch, features): a single number, a small and a wider batch
 AUTOGRAD_RTOL, AUTOGRAD_ATOL = 1e-10, 1e-12
-FD_STEP = 1e-6
 FD_RTOL, FD_ATOL = 1e-6, 1e-8  # truncation O(h^2) and rounding O(eps / h) ~ 1e-10 of the values
 
 
@@ -43,17 +44,6 @@ def away_from_zero(rng, shape, margin=0.05):
 
 def one_hot(rng, n, k):
     return np.eye(k)[rng.integers(0, k, n)]
-
-
-def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = FD_STEP) -> np.ndarray:
-    """The gradient of the scalar function f at x, one coordinate at a time."""
-    x = np.asarray(x, np.float64)
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
 
 
 def torch_vjp(fn, wrt, constants=(), dout=None):
