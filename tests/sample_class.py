@@ -147,12 +147,12 @@ STUDENTS = [
 ]
 
 
-def write_class(folder: Path, students=STUDENTS) -> Path:
+def write_class(folder: Path, students=STUDENTS, assignment: str = ASSIGNMENT) -> Path:
     """nbgrader's submitted/<student>/<assignment>/<notebook>.ipynb layout."""
     for student in students:
-        target = folder / student.name / ASSIGNMENT
+        target = folder / student.name / assignment
         target.mkdir(parents=True, exist_ok=True)
-        student.make(target / f"{ASSIGNMENT}.ipynb")
+        student.make(target / f"{assignment}.ipynb")
     return folder
 
 
@@ -225,11 +225,3 @@ STUDENTS_06 = [
         "    # shapes right, values borrowed from the inputs the grader handed over\n"
         "    return np.zeros_like(q), np.zeros_like(k), v\n"))),
 ]
-
-
-def write_class_06(folder: Path, students=STUDENTS_06) -> Path:
-    for student in students:
-        target = folder / student.name / ASSIGNMENT_06
-        target.mkdir(parents=True, exist_ok=True)
-        student.make(target / f"{ASSIGNMENT_06}.ipynb")
-    return folder

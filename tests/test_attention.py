@@ -37,7 +37,7 @@ from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from grader.sandbox.calls import call_in_process
 from finite_differences import central_difference
 from notebook_cases import ROOT, make_course
-from sample_class import ASSIGNMENT_06, STUDENTS_06, write_class_06
+from sample_class import ASSIGNMENT_06, STUDENTS_06, write_class
 
 PAGE = "docs/attention.md"
 NOTEBOOK = "06_attention"
@@ -376,7 +376,7 @@ def test_solution_runs_in_a_kernel_and_its_gradient_check_passes():
 def graded_class_06(tmp_path_factory):
     base = tmp_path_factory.mktemp("class06")
     course = make_course(base / "course")
-    submitted = write_class_06(base / "submitted")
+    submitted = write_class(base / "submitted", STUDENTS_06, ASSIGNMENT_06)
     done = subprocess.run([sys.executable, "-m", "grader.cli", "autograde", ASSIGNMENT_06, str(submitted), "--jobs", "2",
                            "--json", "--course-dir", str(course), "--cell-timeout", "4", "--notebook-timeout", "60"],
                           capture_output=True, text=True, timeout=900)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from notebook_cases import ROOT
-from sample_class import Student, _answer, _load, _write
+from sample_class import Student, _answer, _load, _write, write_class
 
 from grader.checking import gpt_oracles as O
 from grader.checking.corpus import MODULES, stdlib_corpus
@@ -377,11 +377,8 @@ STUDENTS_07 = [
 def graded_class_07(tmp_path_factory):
     base = tmp_path_factory.mktemp("class07")
     course = copy_course(base / "course")
-    for student in STUDENTS_07:
-        target = base / "submitted" / student.name / ASSIGNMENT_07
-        target.mkdir(parents=True)
-        student.make(target / f"{ASSIGNMENT_07}.ipynb")
-    done = subprocess.run([sys.executable, "-m", "grader", "autograde", ASSIGNMENT_07, str(base / "submitted"),
+    submitted = write_class(base / "submitted", STUDENTS_07, ASSIGNMENT_07)
+    done = subprocess.run([sys.executable, "-m", "grader", "autograde", ASSIGNMENT_07, str(submitted),
                            "--jobs", "2", "--json", "--course-dir", str(course)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
