@@ -12,7 +12,7 @@ $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# The CPU build of PyTorch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e '.[tensorflow,torch,docs,cluster,dev]'
+	$(BIN)/pip install --quiet -e '.[tensorflow,torch,hf,docs,cluster,dev]'
 	@touch $@
 
 install: $(INSTALLED)
