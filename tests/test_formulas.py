@@ -456,3 +456,79 @@ def test_scale_figures():
     page_states(TRENDS, r"\approx 3 \times 10^{7}")
     c = 6 * 325 * 512 * 30
     assert 2.5e7 < c < 3.5e7, f"{TRENDS}: 10-20-5 training compute {c:.3g}"
+
+
+# ---------------------------------------------------------------- language models (llm page)
+
+LLM = "docs/llm.md"
+ATTENTION = "docs/attention.md"
+
+
+def page_says(page: str, words: str) -> None:
+    """The page states this sentence, whatever its line breaks."""
+    text = " ".join((DOCS.parent / page).read_text(encoding="utf-8").split())
+    assert " ".join(words.split()) in text, f"{page}: the checked statement is no longer on the page: {words}"
+
+
+def test_perplexity_is_the_exponential_of_the_mean_cross_entropy(gen):
+    """docs/llm.md: PPL = exp(-1/N sum log p(x_i | x_<i)); uniform over GPT-2's 50,257 tokens: loss 10.82, PPL 50,257"""
+    page_states(LLM, r"\mathrm{PPL} = \exp\Big( -\frac{1}{N} \sum_{i=1}^{N} \log p(x_i \mid x_{<i}) \Big)")
+    page_says(LLM, r"a loss of $\ln 50257 \approx 10.82$ and a perplexity of exactly 50,257")
+    N, V = 9, 11
+    logits, targets = randn(gen, N, V), torch.randint(V, (N,), generator=gen)
+    log_p = torch.log_softmax(logits, dim=-1)[torch.arange(N), targets]
+    ppl = torch.exp(-log_p.sum() / N)
+    close(ppl.item(), torch.exp(F.cross_entropy(logits, targets)).item(), f"{LLM}: PPL = exp(mean cross-entropy)")
+    # A model that is certain of every answer has perplexity 1; uniform guessing among k tokens, k.
+    assert torch.exp(F.cross_entropy(torch.eye(V)[targets] * 1e4, targets)).item() == 1.0
+    uniform = F.cross_entropy(torch.zeros(3, 50257), torch.tensor([0, 17, 50256]))
+    assert f"{uniform.item():.2f}" == "10.82", f"{LLM}: uniform loss over 50,257 tokens is {uniform.item():.4f}"
+    assert round(torch.exp(uniform).item()) == 50257, f"{LLM}: uniform perplexity over 50,257 tokens"
+
+
+def test_tokens_per_parameter_of_llama_3():
+    """docs/llm.md: Chinchilla about 20; Llama 3 optimum 402B on 16.55T (about 41); 405B on 15.6T (about 39); 8B and 70B on 15T: about 1,900 and 210"""
+    page_says(LLM, r"its $3.8 \times 10^{25}$ FLOPs at 402 billion parameters on 16.55 trillion tokens, about 41 tokens per parameter")
+    page_says(LLM, "405-billion model, trained on about 15.6 trillion tokens (about 39 per parameter)")
+    page_says(LLM, "8B and 70B models saw about 15 trillion tokens, about 1,900 and 210 tokens per parameter")
+    page_says(LLM, "about 20 tokens per parameter")
+    assert round(16.55e12 / 402e9) == 41, f"{LLM}: Llama 3's compute-optimal ratio"
+    assert round(15.6e12 / 405e9) == 39, f"{LLM}: Llama 3 405B"
+    assert round(15e12 / 8e9, -2) == 1900 and round(15e12 / 70e9, -1) == 210, f"{LLM}: Llama 3 8B and 70B"
+    # The 405B run and the fitted optimum spend the same budget, C = 6ND, within a few per cent.
+    for n, d in [(405e9, 15.6e12), (402e9, 16.55e12)]:
+        assert abs(6 * n * d / 3.8e25 - 1) < 0.06, f"{LLM}: 6ND = {6 * n * d:.3g} for {n:.3g} parameters"
+    # The ratio is not a constant: Llama 3's optimum is about twice Chinchilla's 20.
+    assert 16.55e12 / 402e9 > 2 * 20 * 0.95
+
+
+def test_kv_cache_with_grouped_query_attention_matches_hugging_face():
+    """docs/attention.md: N_KV = 2 L T n_kv D; Llama 3 70B: 163,840 numbers, 320 KiB per token, 40 GiB at 131,072 tokens"""
+    page_states(ATTENTION, r"N_{\mathrm{KV}} = 2\, L\, T\, n_{kv} D")
+    page_says(ATTENTION, r"$L = 80$ layers, 64 query heads of size $D = 128$ and $n_{kv} = 8$ key-value heads")
+    page_says(ATTENTION, "163,840 numbers per token, 320 KiB in 16-bit floats, and 40 GiB for a single sequence "
+                         "of 128K (131,072) tokens, eight times less than with 64 key-value heads")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    # The formula against Hugging Face's own cache, on a small grouped-query Llama.
+    L, H, n_kv, D, T = 3, 8, 2, 4, 7
+    small = LlamaConfig(vocab_size=50, hidden_size=H * D, intermediate_size=16, num_hidden_layers=L,
+                        num_attention_heads=H, num_key_value_heads=n_kv)
+    torch.manual_seed(0)
+    out = LlamaForCausalLM(small).eval()(torch.randint(50, (1, T)), use_cache=True)
+    cached = sum(layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers)
+    assert cached == 2 * L * T * n_kv * D, f"{ATTENTION}: Hugging Face caches {cached} numbers"
+
+    # Llama 3 70B's configuration (its config.json), and the size of one layer's key and value projections.
+    config = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                         num_attention_heads=64, num_key_value_heads=8, vocab_size=128256)
+    from transformers.models.llama.modeling_llama import LlamaAttention
+
+    with torch.device("meta"):
+        attention = LlamaAttention(config, layer_idx=0)
+    per_layer = attention.k_proj.out_features + attention.v_proj.out_features
+    per_token = config.num_hidden_layers * per_layer
+    assert per_token == 2 * 80 * 8 * 128 == 163_840, f"{ATTENTION}: numbers per token"
+    assert per_token * 2 == 320 * 2 ** 10, f"{ATTENTION}: 320 KiB per token in 16-bit floats"
+    assert per_token * 2 * 131_072 == 40 * 2 ** 30, f"{ATTENTION}: 40 GiB at 131,072 tokens"
+    assert 2 * 80 * 64 * 128 == 8 * per_token, f"{ATTENTION}: 64 key-value heads would cache eight times as much"
