@@ -584,9 +584,10 @@ def test_page_pre_ln_and_post_ln_blocks(rng, norm_first):
 
 
 def test_page_residual_stream_and_its_gradient(rng):
-    """docs/attention.md: a pre-LN stack gives y = x + sum of its sub-layers; dL/dh = dL/dy + (through MLP o LN2)"""
+    """docs/attention.md: a pre-LN stack gives y = x + sum of its sub-layers; dL/dh = dL/dy + J^T dL/dy (J of MLP o LN2)"""
     page_states(r"$y = x + \sum_\ell F_\ell$")
-    page_states(r"$\partial L / \partial h = \partial L /" + "\n" + r"\partial y + (\text{through } \mathrm{MLP} \circ \mathrm{LN}_2)$")
+    page_states(r"$\partial L / \partial h = \partial L / \partial y + J^\top \, \partial L / \partial y$, where $J$ is the")
+    page_states(r"Jacobian of $\mathrm{MLP} \circ \mathrm{LN}_2$ at $h$")
     C, H = 6, 2
     x = rng.standard_normal((2, 4, C))
     stack = [attention.block_params(rng, C) for _ in range(3)]
@@ -604,7 +605,7 @@ def test_page_residual_stream_and_its_gradient(rng):
                            approximate="tanh") @ t64(p["W2"]) + t64(p["b2"])
     (whole,) = torch.autograd.grad(h + mlp(h), h, grad_outputs=dy)
     (through,) = torch.autograd.grad(mlp(h), h, grad_outputs=dy)
-    close(whole.numpy(), (dy + through).numpy(), f"{PAGE}: dL/dh = dL/dy + through the MLP")
+    close(whole.numpy(), (dy + through).numpy(), f"{PAGE}: dL/dh = dL/dy + J^T dL/dy (J of the MLP branch)")
 
 
 def test_page_attention_without_a_mask_ignores_order(rng):
