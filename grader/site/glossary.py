@@ -26,6 +26,7 @@ PAGE_NAMES = {
     "concepts.md": ("Concepts", "基本概念"),
     "algorithms.md": ("Core algorithms", "核心算法"),
     "attention.md": ("Attention and transformers", "注意力与 Transformer"),
+    "llm.md": ("Large language models", "大语言模型"),
     "practice.md": ("Practice", "动手实践"),
     "applications.md": ("Applications", "应用领域"),
     "trends.md": ("Trends and challenges", "趋势与挑战"),
