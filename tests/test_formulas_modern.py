@@ -137,7 +137,7 @@ def test_rope_scores_depend_only_on_relative_position(gen):
 
 def test_llama_3_slowest_pair_needs_millions_of_positions_per_turn():
     """docs/modern.md: with b = 500000 the slowest pair needs millions of positions for one turn"""
-    page_states("$b = 500000$, whose slowest pair needs millions of positions for one turn")
+    page_states("$b = 500000$ [@dubey-2024-llama-3], whose slowest pair needs millions of positions for one turn")
     D = 128
     period = 2 * math.pi / 500000.0 ** (-(D - 2) / D)
     assert 1e6 < period < 1e7, f"{PAGE}: period of the slowest pair is {period:.3g} positions"
@@ -352,6 +352,17 @@ def test_tiled_attention_saves_memory_not_flops(gen):
 
 
 # ---------------------------------------------------------------- quantisation
+
+
+def test_decoding_does_two_operations_per_weight_read(gen):
+    """docs/modern.md: one token multiplies each matrix by one vector: about two operations per weight read"""
+    page_states("does about two operations per weight read: decoding is limited by memory\nbandwidth")
+    mlp = modeling_llama.LlamaMLP(LlamaConfig(hidden_size=64, intermediate_size=160, num_attention_heads=4)).double()
+    weights = sum(p.numel() for p in mlp.parameters())
+    one_token = torch.randn(1, 64, generator=gen, dtype=torch.float64)
+    with FlopCounterMode(display=False) as counter:
+        mlp(one_token)
+    assert counter.get_total_flops() == 2 * weights, f"{PAGE}: {counter.get_total_flops()} FLOPs for {weights} weights"
 
 
 def test_absmax_quantisation_error_is_at_most_half_a_step(gen):
