@@ -238,7 +238,7 @@ def test_glossary_pages_list_every_term_in_both_languages(site):
 
 
 def test_chinese_pages_show_the_chinese_diagrams(site):
-    for page in ("index.html", "concepts/index.html"):
+    for page in ("index.html", "concepts/index.html", "modern/index.html", "post_training/index.html"):
         chinese = site / "zh" / page
         sources = re.findall(r'<img[^>]+src="([^"]+\.svg)"', chinese.read_text(encoding="utf-8"))
         assert sources, f"zh/{page}: no diagram"
