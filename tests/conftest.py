@@ -26,6 +26,7 @@ SLOW_MODULES = {
     "test_check_cli": "grader check runs the notebook in the sandbox",
     "test_cluster": "a Dask cluster and PostgreSQL",
     "test_formulas": "PyTorch autograd",
+    "test_formulas_scale": "PyTorch, the pages' snippets",
     "test_framework_noise": "TensorFlow and PyTorch notebooks",
     "test_in_kernel_checks": "Jupyter kernels",
     "test_nbgrader_autograde": "nbgrader's own autograde, kernels",
