@@ -9,6 +9,7 @@ enumeration). Test docstrings and messages name the page.
 
 from __future__ import annotations
 
+import functools
 import math
 import runpy
 from pathlib import Path
@@ -225,3 +226,164 @@ def test_mfu_definition_matches_the_papers_throughput():
     h100_bf16_dense_peak = 989e12  # NVIDIA's H100 SXM datasheet figure (dense, no sparsity)
     mfu = 6 * 405e9 * tokens_per_second / h100_bf16_dense_peak
     assert 0.38 <= mfu <= 0.43  # the 38 to 43% the page quotes from the paper
+
+
+# ---------------------------------------------------------------- data and evaluation
+
+DATA = "docs/data_evaluation.md"
+GPT2_FILES = DOCS.parents[1] / "shared" / "data" / "gpt2"
+
+
+def test_minhash_collision_probability_is_the_jaccard_similarity():
+    """docs/data_evaluation.md: P[min h(A) = min h(B)] = |A & B| / |A | B|, over every permutation of a small universe"""
+    page_states(DATA, r"P\left[\min_{x \in A} h(x) = \min_{x \in B} h(x)\right] = \frac{|A \cap B|}{|A \cup B|}")
+    from fractions import Fraction
+    from itertools import permutations
+
+    universe = range(7)
+    a, b = {0, 1, 2, 3}, {2, 3, 4}
+    perms = list(permutations(universe))  # a random hash function = a random order of the universe
+    equal = sum(min(a, key=p.index) == min(b, key=p.index) for p in perms)
+    assert Fraction(equal, len(perms)) == Fraction(len(a & b), len(a | b))
+
+
+def test_banding_probability_against_simulation_and_the_pages_figures(capsys):
+    """docs/data_evaluation.md: 1 - (1 - s^r)^b, simulated; five changed 5-grams give 0.69; 0.7 -> 61% with 16 x 8"""
+    page_states(DATA, r"1 - \left(1 - s^{r}\right)^{b}")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    bands, rows, trials = 16, 8, 200_000
+    for s in (0.5, 0.7):
+        agree = rng.random((trials, bands, rows)) < s  # each signature row agrees with probability s
+        simulated = agree.all(axis=2).any(axis=1).mean()
+        assert simulated == pytest.approx(1 - (1 - s ** rows) ** bands, abs=0.005)
+    page_states(DATA, "a pair at 0.7 becomes a candidate 61% of the time")
+    assert round(100 * (1 - (1 - 0.7 ** 8) ** 16)) == 61
+    names = snippet("data_evaluation/minhash.py")
+    capsys.readouterr()
+    base = names["base"]
+    assert len(base.split()) == 31
+    page_states(DATA, "Changing one word of a 31-word text changes five of its 5-grams: the similarity falls to 0.69")
+    changed = names["shingles"](names["documents"]["copy with one word changed"])
+    assert len(names["base_shingles"] - changed) == 5
+    assert round(names["jaccard"](names["base_shingles"], changed), 2) == 0.69
+
+
+@functools.cache
+def gpt2_tables() -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str], int]]:
+    """GPT-2's byte-to-unicode map, vocabulary and merge ranks, read once from its two files."""
+    import json
+
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for byte in range(256):
+        if byte not in bs:
+            bs.append(byte)
+            cs.append(256 + n)
+            n += 1
+    byte_encoder = dict(zip(bs, map(chr, cs)))
+    encoder = json.loads((GPT2_FILES / "gpt2_vocab.json").read_text(encoding="utf-8"))
+    lines = (GPT2_FILES / "gpt2_merges.txt").read_text(encoding="utf-8").splitlines()
+    ranks = {(pair[0], pair[1]): i for i, pair in enumerate(line.split() for line in lines if line and not line.startswith("#"))}
+    return byte_encoder, encoder, ranks
+
+
+def gpt2_reference_encode(text: str) -> list[int]:
+    """GPT-2's own algorithm (OpenAI's encoder.py): its regex, its byte-to-unicode map, lowest-rank merge first."""
+    import regex
+
+    byte_encoder, encoder, ranks = gpt2_tables()
+    pattern = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+    ids = []
+    for chunk in pattern.findall(text):
+        word = [byte_encoder[b] for b in chunk.encode("utf-8")]
+        while len(word) > 1:
+            pair = min(zip(word, word[1:]), key=lambda p: ranks.get(p, float("inf")))
+            if pair not in ranks:
+                break
+            merged, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                    merged.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    merged.append(word[i])
+                    i += 1
+            word = merged
+        ids.extend(encoder[token] for token in word)
+    return ids
+
+
+def test_tokens_per_character_figures(capsys):
+    """docs/data_evaluation.md: GPT-2 0.20 tokens/char (1.16/word) for English, 2.19 for Chinese (68 vs 22); course BPE 3.00 = one per byte"""
+    names = snippet("data_evaluation/tokenizer_efficiency.py")
+    capsys.readouterr()
+    samples, gpt2, course, encode = names["SAMPLES"], names["gpt2"], names["course"], names["encode"]
+    for text in samples.values():
+        # The snippet's tokenizer (Hugging Face's Rust BPE) against GPT-2's own algorithm.
+        assert gpt2.encode(text).ids == gpt2_reference_encode(text)
+        # The course BPE loses nothing: its tokens decode back to the text.
+        vocab = [bytes([i]) for i in range(256)]
+        for left, right in course:
+            vocab.append(vocab[left] + vocab[right])
+        assert b"".join(vocab[t] for t in encode(text, course)).decode() == text
+    english, chinese = samples["English"], samples["Chinese"]
+    n_en, n_zh = len(gpt2_reference_encode(english)), len(gpt2_reference_encode(chinese))
+    page_states(DATA, "the English sentence costs 0.20 tokens per character (1.16 per word)")
+    assert f"{n_en / len(english):.2f}" == "0.20" and f"{n_en / len(english.split()):.2f}" == "1.16"
+    page_states(DATA, "costs 2.19 tokens per character: 68 tokens against 22,\nthree times the cost")
+    assert (n_zh, n_en) == (68, 22) and f"{n_zh / len(chinese):.2f}" == "2.19" and round(n_zh / n_en) == 3
+    page_states(DATA, "spends exactly one token per\nbyte, 3.00 per character")
+    assert all(max(pair) < 128 or pair[0] >= 256 or pair[1] >= 256 for pair in course)  # no merge touches a non-ASCII byte
+    assert len(encode(chinese, course)) == len(chinese.encode()) == 3 * len(chinese)
+
+
+def test_perplexity_and_bits_per_byte():
+    """docs/data_evaluation.md: PPL = e^L (3.29 -> 26.8); bits per byte = L x tokens / (ln 2 x bytes)"""
+    page_states(DATA, r"\text{PPL} = e^{L}")
+    page_states(DATA, "validation loss of 3.29 is a perplexity of 26.8")
+    assert round(math.exp(3.29), 1) == 26.8
+    # Perplexity is the inverse geometric mean of the probabilities of the true tokens.
+    gen = torch.Generator().manual_seed(0)
+    logits, targets = torch.randn(50, 10, generator=gen, dtype=torch.float64), torch.randint(0, 10, (50,), generator=gen)
+    p_true = logits.softmax(-1)[torch.arange(50), targets]
+    loss = F.cross_entropy(logits, targets)
+    assert math.exp(loss.item()) == pytest.approx(p_true.prod().item() ** (-1 / 50))
+    page_states(DATA, r"\text{bits per byte} = \frac{L \times \text{tokens}}{\ln 2 \times \text{bytes}}")
+    # Tokens of 3 bytes each: the total code length in bits, -sum log2 p, spread over the bytes.
+    tokens, n_bytes = 50, 150
+    bits = -torch.log2(p_true).sum().item()
+    assert loss.item() * tokens / (math.log(2) * n_bytes) == pytest.approx(bits / n_bytes)
+
+
+def test_pass_at_k_estimator_against_enumeration(capsys):
+    """docs/data_evaluation.md: pass@k = 1 - C(n-c,k)/C(n,k), unbiased (every k-subset enumerated), c/n at k = 1"""
+    page_states(DATA, r"\text{pass@}k = 1 - \frac{\binom{n-c}{k}}{\binom{n}{k}}")
+    from itertools import combinations
+
+    pass_at_k = snippet("data_evaluation/pass_at_k.py")["pass_at_k"]
+    capsys.readouterr()
+    for n, c in [(6, 0), (6, 2), (7, 3), (8, 8), (9, 1)]:
+        outcomes = [True] * c + [False] * (n - c)
+        for k in range(1, n + 1):
+            subsets = list(combinations(outcomes, k))
+            exact = sum(any(s) for s in subsets) / len(subsets)  # the chance a random k-subset contains a pass
+            assert pass_at_k(n, c, k) == pytest.approx(exact, abs=1e-12), (n, c, k)
+            assert exact == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k))
+        assert pass_at_k(n, c, 1) == pytest.approx(c / n)
+    # The printed figures, from exact binomials.
+    assert round(1 - math.comb(188, 10) / math.comb(200, 10), 3) == 0.469
+    assert round((0 + 12 / 200 + 150 / 200) / 3, 3) == 0.270
+
+
+def test_elo_preference_probability():
+    """docs/data_evaluation.md: P(A > B) = 1 / (1 + 10^((R_B - R_A)/400)); a 100-point lead is 64%"""
+    page_states(DATA, r"P(A \succ B) = \frac{1}{1 + 10^{(R_B - R_A)/400}}")
+    page_states(DATA, "a 100-point lead means being preferred 64% of the time")
+    p = 1 / (1 + 10 ** (-100 / 400))
+    assert round(100 * p) == 64
+    # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400).
+    strength = lambda r: math.exp(r * math.log(10) / 400)  # noqa: E731
+    assert p == pytest.approx(strength(1100) / (strength(1100) + strength(1000)))
