@@ -387,3 +387,134 @@ def test_elo_preference_probability():
     # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400).
     strength = lambda r: math.exp(r * math.log(10) / 400)  # noqa: E731
     assert p == pytest.approx(strength(1100) / (strength(1100) + strength(1000)))
+
+
+# ---------------------------------------------------------------- open-weight models
+
+OPEN = "docs/open_models.md"
+
+
+def notebook_07_sample_logits(logits: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
+    """Notebook 07's generate(): divide by the temperature, mask all but the top k with -inf."""
+    logits = logits / temperature
+    if top_k is not None:
+        values, _ = torch.topk(logits, min(top_k, logits.shape[-1]))
+        logits = logits.masked_fill(logits < values[:, [-1]], float("-inf"))
+    return logits
+
+
+def test_generation_settings_match_their_definitions():
+    """docs/open_models.md: temperature softmax, top-k, top-p (smallest set reaching p), repetition penalty, in transformers"""
+    from transformers import RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    page_states(OPEN, r"$p_i = e^{z_i/T} / \sum_j e^{z_j/T}$")
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 20, generator=gen, dtype=torch.float64)
+    ids = torch.randint(0, 20, (3, 6), generator=gen)
+    t = 0.7
+    tempered = TemperatureLogitsWarper(t)(ids, z.clone())
+    p = torch.exp(z / t) / torch.exp(z / t).sum(-1, keepdim=True)
+    torch.testing.assert_close(tempered.softmax(-1), p)
+    # Temperature then top-k, as transformers applies them, equals notebook 07's code.
+    hf = TopKLogitsWarper(5)(ids, TemperatureLogitsWarper(t)(ids, z.clone()))
+    torch.testing.assert_close(hf, notebook_07_sample_logits(z, t, 5))
+    # top-p: the smallest set of most probable tokens with total probability >= p survives.
+    probs = z.softmax(-1)
+    kept = torch.isfinite(TopPLogitsWarper(0.8)(ids, z.clone()))
+    for row in range(3):
+        order = probs[row].argsort(descending=True)
+        cumulative = probs[row][order].cumsum(0)
+        size = int((cumulative < 0.8).sum()) + 1
+        assert set(order[:size].tolist()) == set(kept[row].nonzero().flatten().tolist())
+    # Repetition penalty: seen tokens' positive logits divided by theta, negative ones multiplied.
+    theta = 1.3
+    penalised = RepetitionPenaltyLogitsProcessor(theta)(ids, z.clone())
+    expected = z.clone()
+    for row in range(3):
+        for token in set(ids[row].tolist()):
+            value = z[row, token]
+            expected[row, token] = value / theta if value > 0 else value * theta
+    torch.testing.assert_close(penalised, expected)
+    page_states(OPEN, "a positive logit\n  is divided by $\\theta$, a negative one multiplied by it")
+
+
+def test_weight_memory_and_the_4_bit_format(capsys):
+    """docs/open_models.md: N x b / 8 bytes; bf16 = half of float32; 4-bit codes + a 16-bit scale per 64 = 4.25 bits"""
+    page_states(OPEN, "Weights take $N \\times b / 8$ bytes")
+    names = snippet("open_models/lower_precision.py")
+    capsys.readouterr()
+    model = names["model"]  # the bf16 one, loaded last
+    n = model.num_parameters()
+    params_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert params_bytes == n * 16 // 8
+    buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert model.get_memory_footprint() == params_bytes + buffers
+    assert names["bits"] == 4 + 16 / 64 == 4.25
+    # The quantiser's codes are 4-bit integers and it reconstructs within half a step per group.
+    q, scale = names["q"], names["scale"]
+    assert q.min() >= -8 and q.max() <= 7 and torch.equal(q, q.round())
+    w = names["w"].reshape(-1, 64)
+    assert ((q * scale - w).abs() <= scale / 2 + 1e-6).all()
+
+
+def test_lora_parameter_count_and_merge(capsys):
+    """docs/open_models.md: W' = W + (alpha/r) B A, r(d_in + d_out) trainable parameters; 7B full fine-tuning 112 GB"""
+    page_states(OPEN, r"W' = W + \frac{\alpha}{r} B A, \quad B \in \mathbb{R}^{d_{out} \times r}, \quad A \in \mathbb{R}^{r \times d_{in}}")
+    page_states(OPEN, "which is $r(d_{in} + d_{out})$ trainable parameters instead of $d_{in} d_{out}$")
+    names = snippet("open_models/lora_peft.py")
+    capsys.readouterr()
+    config, r = names["config"], 8
+    head_dim = config.hidden_size // config.num_attention_heads
+    q_out, v_out = config.hidden_size, config.num_key_value_heads * head_dim
+    expected = config.num_hidden_layers * (r * (config.hidden_size + q_out) + r * (config.hidden_size + v_out))
+    assert names["trainable"] == expected == 3584
+    # The merged weight is W + (alpha/r) B A, with a B that is not zero.
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(1)
+    base = LlamaForCausalLM(config)
+    w = base.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=16, target_modules=["q_proj"], lora_dropout=0.0))
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    torch.nn.init.normal_(layer.lora_B["default"].weight)
+    a, b = layer.lora_A["default"].weight.detach().clone(), layer.lora_B["default"].weight.detach().clone()
+    merged = model.merge_and_unload().model.layers[0].self_attn.q_proj.weight
+    torch.testing.assert_close(merged, w + (16 / r) * b @ a)
+    page_states(OPEN, "[training at scale](training_at_scale.md): 112 GB")
+    assert 16 * 7e9 / 1e9 == 112
+
+
+def test_rag_scores_are_cosine_similarities(capsys):
+    """docs/open_models.md: cos(q, d) = q.d / (|q| |d|); the AdamW document is retrieved first"""
+    page_states(OPEN, r"\cos(q, d) = \frac{q \cdot d}{\|q\|\,\|d\|}")
+    names = snippet("open_models/rag.py")
+    capsys.readouterr()
+    index, question_vector = torch.tensor(names["index"]), torch.tensor(names["embed"](names["question"]))
+    cosines = F.cosine_similarity(index, question_vector.expand_as(index), dim=1)
+    torch.testing.assert_close(torch.tensor(names["scores"]), cosines)
+    assert "AdamW" in names["documents"][int(names["top"][0])]
+
+
+def test_model_memory_table_recomputed():
+    """docs/open_models.md: every row of the table (bf16 and 4-bit GB, smallest device with 20% headroom), recomputed"""
+    import re
+
+    names = runpy.run_path(str(SNIPPETS / "open_models/model_memory.py"), run_name="snippet")
+    devices = [("laptop CPU", 16), ("consumer GPU", 24), ("data-centre GPU", 80)]
+    page_states(OPEN, "a laptop CPU with 16 GB of memory, a consumer GPU with 24 GB, a data-centre GPU with\n80 GB")
+    page_states(OPEN, "here 20% of the device's memory")
+
+    def smallest(gb):
+        return next((name for name, memory in devices if gb * 1.2 <= memory), "several GPUs")
+
+    page = (DOCS / "open_models.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([^|@\[]+?) \[@[\w-]+\] \| ([\d.]+)B \| ([\d.]+) GB \| ([\d.]+) GB \| ([^|]+) \| ([^|]+) \|$", page, re.MULTILINE)
+    assert [(model, float(params)) for model, params, *_ in rows] == [(m, float(p)) for m, p in names["MODELS"]]
+    for model, params, bf16, four_bit, device_bf16, device_4bit in rows:
+        n = float(params) * 1e9
+        assert float(bf16) == round(n * 2 / 1e9, 1), model
+        assert float(four_bit) == pytest.approx(n * 4.25 / 8 / 1e9, abs=0.051), model
+        assert device_bf16 == smallest(n * 2 / 1e9) == names["smallest_device"](float(params), 16), model
+        assert device_4bit == smallest(n * 4.25 / 8 / 1e9) == names["smallest_device"](float(params), 4.25), model
+    page_states(OPEN, "Mixtral 8x7B uses 13B\nparameters per token but stores 47B")
