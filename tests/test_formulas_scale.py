@@ -127,6 +127,28 @@ def test_number_format_facts():
     assert torch.tensor(1e-8 * 1024).half().float().item() / 1024 == pytest.approx(1e-8, rel=0.01)
 
 
+def test_exponent_and_mantissa_bits_of_each_format():
+    """docs/training_at_scale.md: fp32 has 8 exponent and 23 mantissa bits, fp16 5 and 10, bf16 8 and 7"""
+    page_states(SCALE, "**fp32** (8 exponent bits, 23 mantissa bits)")
+    page_states(SCALE, "**fp16** (5 and 10)")
+    page_states(SCALE, "**bf16** (8 and 7)")
+    for dtype, exponent, mantissa in [(torch.float32, 8, 23), (torch.float16, 5, 10), (torch.bfloat16, 8, 7)]:
+        info = torch.finfo(dtype)
+        assert info.eps == 2.0 ** -mantissa, dtype  # the spacing of numbers just above 1
+        assert info.bits == 1 + exponent + mantissa, dtype
+        assert info.smallest_normal == 2.0 ** (2 - 2 ** (exponent - 1)), dtype  # exponent bias 2^(e-1) - 1
+
+
+def test_autocast_snippet_runs_in_bf16_and_trains_like_float32(capsys):
+    """docs/training_at_scale.md: under autocast, activations bf16, weights and gradients float32; both runs train alike"""
+    page_states(SCALE, "matrix products in\nbf16, reductions and the loss in float32, while the weights, gradients and the optimizer stay\nfloat32")
+    names = snippet("training_at_scale/autocast_bf16.py")
+    capsys.readouterr()
+    assert (names["activation"], names["weight"], names["gradient"]) == (torch.bfloat16, torch.float32, torch.float32)
+    assert names["last32"] < names["first32"] / 100 and names["last16"] < names["first16"] / 100
+    assert names["last16"] == pytest.approx(names["last32"], rel=0.5, abs=1e-3)
+
+
 # ---------------------------------------------------------------- training at scale: parallelism
 
 
@@ -141,6 +163,38 @@ def test_zero_stage_formulas_and_the_papers_example(capsys):
         assert gb(n, d, stage) == pytest.approx(expected / 1e9)
     # The figures printed in the ZeRO paper (Figure 1), to its one decimal.
     assert [round(x / 1e9, 1) for x in closed_forms] == [120.0, 31.4, 16.6, 1.9]
+
+
+def test_all_reduce_volume_and_zero_3_communication():
+    """docs/training_at_scale.md: an all-reduce sends about twice the gradients' size per GPU; ZeRO-3 about 1.5 times that"""
+    page_states(SCALE, "sends and receives about twice the\ngradients' size per GPU")
+    import numpy as np
+
+    # A ring all-reduce, simulated: d GPUs, each with its own gradient of `size` numbers, cut into d chunks.
+    d, size = 8, 64
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(size) for _ in range(d)]
+    chunks = [np.array_split(g.copy(), d) for g in grads]
+    sent = [0] * d
+    for step in range(d - 1):  # reduce-scatter: after it, GPU g holds the full sum of chunk (g + 1) % d
+        outgoing = [(g, (g - step) % d, chunks[g][(g - step) % d].copy()) for g in range(d)]
+        for g, c, data in outgoing:
+            chunks[(g + 1) % d][c] += data
+            sent[g] += data.size
+    for step in range(d - 1):  # all-gather: pass the finished chunks around the ring
+        outgoing = [(g, (g + 1 - step) % d, chunks[g][(g + 1 - step) % d].copy()) for g in range(d)]
+        for g, c, data in outgoing:
+            chunks[(g + 1) % d][c] = data
+            sent[g] += data.size
+    total = np.sum(grads, axis=0)
+    for g in range(d):
+        np.testing.assert_allclose(np.concatenate(chunks[g]), total)
+    assert all(n == 2 * (d - 1) * size / d for n in sent)  # 2(d-1)/d of the gradients: about twice
+    page_states(SCALE, "stage 3 about 1.5 times as much")
+    # ZeRO-3 (the paper's count): all-gather the weights in the forward and again in the backward
+    # pass, reduce-scatter the gradients: three half-all-reduces against plain data parallelism's two.
+    half = (d - 1) * size / d
+    assert (3 * half) / (2 * half) == 1.5
 
 
 def test_tensor_parallel_split_of_attention_and_mlp():
@@ -286,7 +340,7 @@ def gpt2_tables() -> tuple[dict[int, str], dict[str, int], dict[tuple[str, str],
     byte_encoder = dict(zip(bs, map(chr, cs)))
     encoder = json.loads((GPT2_FILES / "gpt2_vocab.json").read_text(encoding="utf-8"))
     lines = (GPT2_FILES / "gpt2_merges.txt").read_text(encoding="utf-8").splitlines()
-    ranks = {(pair[0], pair[1]): i for i, pair in enumerate(line.split() for line in lines if line and not line.startswith("#"))}
+    ranks = {(pair[0], pair[1]): i for i, pair in enumerate(line.split() for line in lines if line and not line.startswith("#version"))}
     return byte_encoder, encoder, ranks
 
 
@@ -338,6 +392,20 @@ def test_tokens_per_character_figures(capsys):
     page_states(DATA, "spends exactly one token per\nbyte, 3.00 per character")
     assert all(max(pair) < 128 or pair[0] >= 256 or pair[1] >= 256 for pair in course)  # no merge touches a non-ASCII byte
     assert len(encode(chinese, course)) == len(chinese.encode()) == 3 * len(chinese)
+
+
+def test_tokenizer_sizes_the_page_names(capsys):
+    """docs/data_evaluation.md: the course BPE finds 178 merges, after which every training word is one token; GPT-2's 50,000 merges"""
+    page_states(DATA, "asked for 256 merges, it finds 178\nbefore every word of that text is a single token")
+    page_states(DATA, "under GPT-2's\n50,000 merges")
+    names = snippet("data_evaluation/tokenizer_efficiency.py")
+    capsys.readouterr()
+    course, encode = names["course"], names["encode"]
+    assert len(course) == 178
+    for word in set(names["PRETOKENIZE"].findall(names["TRAINING_TEXT"])):
+        assert len(encode(word, course)) == 1, word
+    merges = [line for line in (GPT2_FILES / "gpt2_merges.txt").read_text(encoding="utf-8").splitlines() if line and not line.startswith("#version")]
+    assert len(merges) == 50_000 and names["gpt2"].get_vocab_size() == 256 + 50_000 + 1  # bytes, merges, <|endoftext|>
 
 
 def test_perplexity_and_bits_per_byte():
@@ -483,6 +551,8 @@ def test_lora_parameter_count_and_merge(capsys):
     torch.testing.assert_close(merged, w + (16 / r) * b @ a)
     page_states(OPEN, "[training at scale](training_at_scale.md): 112 GB")
     assert 16 * 7e9 / 1e9 == 112
+    page_states(OPEN, "a 7B model's bf16\nweights take 14 GB")
+    assert 7e9 * 16 / 8 / 1e9 == 14
 
 
 def test_rag_scores_are_cosine_similarities(capsys):

@@ -1,7 +1,7 @@
 """Tokens per character of English, Python and Chinese under two byte-level BPE tokenizers.
 
 - "course BPE": notebook 07's algorithm (most frequent pair first, ties to the smallest), with
-  256 merges learned here on a short English and Python text;
+  its merges learned here on a short English and Python text;
 - GPT-2: its 50,000 merges, read from the course's copy of GPT-2's tokenizer files.
 """
 import re
@@ -76,7 +76,8 @@ SAMPLES = {
 # The course keeps GPT-2's two tokenizer files next to the repository: ../shared/data/gpt2/.
 gpt2_files = Path(__file__).resolve().parents[4] / "shared" / "data" / "gpt2"
 gpt2 = ByteLevelBPETokenizer(str(gpt2_files / "gpt2_vocab.json"), str(gpt2_files / "gpt2_merges.txt"))
-course = train_bpe(TRAINING_TEXT, vocab_size=512)
+course = train_bpe(TRAINING_TEXT, vocab_size=512)  # asks for 256 merges
+print(f"course BPE: {len(course)} merges, after which every word of its training text is one token")
 
 print(f"{'text':>8} {'chars':>5} {'UTF-8 bytes':>11} {'course BPE':>10} {'GPT-2':>5}   tokens per character")
 for name, text in SAMPLES.items():
