@@ -78,6 +78,9 @@ def test_activation_memory_per_layer_and_its_remedies():
     s, b, h, a, layers = 4096, 1, 4096, 32, 32
     total = activation_bytes_per_layer(s, b, h, a)
     assert total == s * b * h * (34 + 5 * a * s / h)
+    page_states(SCALE, "Per token and per\nlayer that is $34h + 5as$ bytes")
+    for seq in (1, 128, 4096):
+        assert activation_bytes_per_layer(seq, 1, h, a) / seq == 34 * h + 5 * a * seq
     page_states(SCALE, "that is 3.25 GB per layer, 104 GB for 32")
     assert round(total / 1e9, 2) == 3.25 and round(total * layers / 1e9) == 104
     page_states(SCALE, "0.57 GB per layer, 18.3 GB for 32 layers")
