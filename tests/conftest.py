@@ -28,6 +28,7 @@ SLOW_MODULES = {
     "test_formulas": "PyTorch autograd",
     "test_formulas_modern": "PyTorch and Hugging Face's Llama modules",
     "test_formulas_post_training": "PyTorch, Hugging Face's Llama and PEFT",
+    "test_formulas_scale": "PyTorch, the pages' snippets",
     "test_framework_noise": "TensorFlow and PyTorch notebooks",
     "test_in_kernel_checks": "Jupyter kernels",
     "test_nbgrader_autograde": "nbgrader's own autograde, kernels",

@@ -31,6 +31,9 @@ PAGE_NAMES = {
     "applications.md": ("Applications", "应用领域"),
     "trends.md": ("Trends and challenges", "趋势与挑战"),
     "faq.md": ("FAQ", "常见问题"),
+    "training_at_scale.md": ("Training at scale", "大规模训练"),
+    "data_evaluation.md": ("Data and evaluation", "数据与评估"),
+    "open_models.md": ("Open-weight models", "开放权重模型"),
 }
 
 

@@ -39,7 +39,8 @@ FULL_PAGE_SHOTS = {"", "concepts/", "algorithms/", "attention/", "practice/", "z
 # photographed, to keep the pass short.
 ZH_SHOTS = {"zh/", "zh/concepts/", "zh/algorithms/", "zh/attention/", "zh/glossary/", "zh/notebooks/01_forward/", "zh/resources/papers/"}
 # Pages written by hand in both languages: their translations carry the same formulas.
-TRANSLATED_MATH_PAGES = ["", "concepts/", "algorithms/", "attention/", "practice/", "trends/", "faq/"]
+TRANSLATED_MATH_PAGES = ["", "concepts/", "algorithms/", "attention/", "practice/", "trends/", "faq/",
+                         "training_at_scale/", "data_evaluation/", "open_models/"]
 
 # Visible text of the article without code blocks (code may legitimately contain "\(")
 # and without KaTeX's hidden MathML copy of each formula.
