@@ -168,7 +168,7 @@ EXAMPLES = {
     "dense_backward dW averaged over the batch": (
         "dense_backward", lambda dout, x, W: (dout @ W.T, x.T @ dout / x.shape[0], dout.sum(axis=0)),
         [Call((np.ones((4, 2)), np.arange(12.0).reshape(4, 3), np.ones((3, 2))))],
-        "value 2 of 3: your values are exactly 1/4 of the expected ones (4 is dout.shape[0], the batch size)."),
+        "dW: your values are exactly 1/4 of the expected ones (4 is dout.shape[0], the batch size)."),
     "mse_loss_grad without y_true": (
         "mse_loss_grad", lambda p, t: 2 * p / p.size, None,
         "your values differ from the expected ones by exactly 0.5 x y_true"),
