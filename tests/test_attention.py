@@ -446,6 +446,16 @@ def test_the_notebook_and_the_grader_blame_the_same_dependency(name, broken, cul
     assert str(raised.value) == f"{name}: {graded[name].hint}"
 
 
+def test_every_visible_assert_of_the_release_has_a_message():
+    """An assert that fails after check(...) says what it expected (issue 23: empty AssertionErrors)."""
+    import ast
+    nb = nbformat.read(ROOT / "notebooks" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    asserts = [node for cell in nb.cells if cell.cell_type == "code"
+               for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Assert)]
+    assert len(asserts) >= 10
+    assert [ast.unparse(a.test) for a in asserts if a.msg is None] == []
+
+
 # --- the correspondence notebook 06 states with GPT-2's and notebook 07's parameters ----------
 
 def _gpt2_weights(p):
