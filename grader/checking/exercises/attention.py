@@ -63,7 +63,6 @@ def _upcast(function):
     return wrong
 
 
-
 # --- inputs -------------------------------------------------------------------------------
 
 def attention_inputs(rng, lead, Tq, Tk, d, dv, dtype=np.float64, large_row=False):
@@ -119,7 +118,8 @@ def with_small_row(x):
 
 
 # --- causal_mask ----------------------------------------------------------------------------
-# Judged: the (T, T) array, as numbers (True = 1), against the oracle's index comparison.
+# Judged: the (T, T) array against the oracle's index comparison; it must hold booleans, and
+# numbers with the right values are named by their own hint.
 
 CAUSAL_MASK_BOOLEANS = ("a mask holds booleans (True = may attend), not numbers: build it with dtype=bool, "
                         "np.tril(np.ones((T, T), dtype=bool)).")
