@@ -52,26 +52,44 @@ def _judge(exercise, fn, hidden: bool):
 
 
 def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
-    """(an exercise of this notebook that ``fn`` calls, directly or not, that fails its own
-    visible check; that check's hint), or None. Read from the names the learner's code uses."""
-    names = {e.name for e in spec.exercises} - {name}
-    seen: set[str] = set()
+    """(the first exercise of this notebook, in the notebook's order, that ``fn`` calls, directly
+    or not, and that fails its own visible check; that check's hint), or None. Read from the
+    names the learner's code uses. The order is the grader's (``judge.blame_dependencies``), so
+    the notebook and ``grader check`` blame the same exercise."""
+    called = _called_exercises(fn, {e.name for e in spec.exercises} - {name})
+    for exercise in spec.exercises:
+        if exercise.name in called:
+            verdict, _ = _judge(exercise, called[exercise.name], hidden=False)
+            if not verdict.passed:
+                return exercise.name, verdict.hint
+    return None
+
+
+def _called_exercises(fn, names: set[str]) -> dict:
+    """Exercise name -> the learner's function of that name, for every exercise that ``fn``
+    uses, directly or through the exercises it uses."""
+    found: dict = {}
     todo = [fn]
     while todo:
         caller = todo.pop()
         code, namespace = getattr(caller, "__code__", None), getattr(caller, "__globals__", None)
         if code is None or not isinstance(namespace, dict):
             continue
-        for used in sorted(set(code.co_names) & names - seen):
-            seen.add(used)
+        for used in _code_names(code) & names - found.keys():
             other = namespace.get(used)
-            if not callable(other):
-                continue
-            verdict, _ = _judge(spec.exercise(used), other, hidden=False)
-            if not verdict.passed:
-                return used, verdict.hint
-            todo.append(other)
-    return None
+            if callable(other):
+                found[used] = other
+                todo.append(other)
+    return found
+
+
+def _code_names(code) -> set[str]:
+    """The global names a code object uses, its nested functions and comprehensions included."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= _code_names(constant)
+    return names
 
 
 def check(name: str, fn, hidden: bool = False) -> None:

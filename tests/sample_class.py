@@ -220,7 +220,7 @@ STUDENTS_06 = [
         "    h = x + multi_head_attention(layer_norm(x, params['ln1_g'], params['ln1_b']), params, n_heads)\n"
         "    u = layer_norm(h, params['ln2_g'], params['ln2_b'])\n"
         "    return h + gelu(u @ params['W1'] + params['b1']) @ params['W2'] + params['b2']\n"))),
-    Student("weights_as_dv", 20, "value 1 of 3: your values are all zero", _replace_06("attention_backward", (
+    Student("weights_as_dv", 20, "dq: your values are all zero", _replace_06("attention_backward", (
         "def attention_backward(dout, q, k, v, weights):\n"
         "    # shapes right, values borrowed from the inputs the grader handed over\n"
         "    return np.zeros_like(q), np.zeros_like(k), v\n"))),

@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -32,8 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from grader.checking import exercises, oracles
 from grader.checking.exercises import attention
-from grader.checking.judge import judge_calls
+from grader.checking import judge
+from grader.checking.judge import changed_input_hint, float32_hint, judge_calls
 from grader.grading.notebooks_io import grade_id, is_answer, is_test
+from grader.notebook import check
 from grader.sandbox.calls import call_in_process
 from finite_differences import central_difference
 from notebook_cases import ROOT, make_course
@@ -302,6 +305,206 @@ def test_the_solution_passes_many_hidden_draws(solved):
             results = [call_in_process(solved[exercise.name], exercise.name, call) for call in calls]
             verdict = judge_calls(exercise, calls, results)
             assert verdict.passed, f"seed {seed}: {exercise.name}: {verdict.hint}"
+
+
+# --- issue 23: outputs named, arguments left unchanged, float32 kept, one culprit ------------
+
+def _wrapped(function, after):
+    """``function`` whose result (and arguments) ``after(result, args, kwargs)`` changes."""
+    def wrapper(*args, **kwargs):
+        return after(function(*args, **kwargs), args, kwargs)
+    return wrapper
+
+
+def _first_array_path(call):
+    """The first array argument of a call, as a hint names it (``x``, ``params['Wq']``)."""
+    names = list(inspect.signature(SPEC.exercise(call[0]).expected).parameters)
+    for i, value in enumerate(call[1].args):
+        if isinstance(value, np.ndarray):
+            return names[i], lambda args, kwargs, i=i: args[i]
+        if isinstance(value, dict):
+            key = next(iter(value))
+            return f"{names[i]}[{key!r}]", lambda args, kwargs, i=i, key=key: args[i][key]
+    raise AssertionError(f"{call[0]}: no array argument")
+
+
+PROBED = [e.name for e in SPEC.exercises if any(c.probe == "inputs_after" for c in e.visible_calls())]
+
+
+def test_every_function_with_array_arguments_is_checked_for_changing_them():
+    with_arrays = [e.name for e in SPEC.exercises
+                   if any(isinstance(a, (np.ndarray, dict)) for c in e.visible_calls() for a in c.args)]
+    assert PROBED == with_arrays and len(PROBED) == 9
+    for name in PROBED:
+        for calls in (SPEC.exercise(name).visible_calls(), SPEC.exercise(name).hidden_calls(np.random.default_rng(0))):
+            assert all(c.probe == "inputs_after" for c in calls), name
+
+
+@pytest.mark.parametrize("name", PROBED)
+def test_changing_an_argument_is_named_with_the_argument(solved, name):
+    """A right answer that writes into its first array argument fails, naming that argument."""
+    exercise = SPEC.exercise(name)
+    calls = exercise.visible_calls()
+    argument, pick = _first_array_path((name, calls[0]))
+
+    def scribble(result, args, kwargs):
+        result = tuple(map(np.copy, result)) if isinstance(result, tuple) else np.copy(result)  # not a view of x
+        pick(args, kwargs)[...] = 0  # after the result was computed from the right inputs
+        return result
+    results = [call_in_process(_wrapped(solved[name], scribble), name, call) for call in calls]
+    assert judge_calls(exercise, calls, results).hint == changed_input_hint(name, argument)
+
+
+FLOAT32 = [e.name for e in SPEC.exercises if e.keeps_float32]
+
+
+def test_every_floating_point_function_keeps_float32_and_shows_it_in_its_visible_calls():
+    assert FLOAT32 == [e.name for e in SPEC.exercises if e.name not in ("causal_mask", "positional_encoding")]
+    for name in FLOAT32:
+        floats = {a.value.dtype for c in SPEC.exercise(name).visible_calls() for a in judge.call_inputs(SPEC.exercise(name), c)
+                  if a.value.dtype.kind == "f"}
+        assert np.dtype(np.float32) in floats and np.dtype(np.float64) in floats, name
+
+
+@pytest.mark.parametrize("name", FLOAT32)
+def test_float64_answers_to_float32_inputs_are_named(solved, name):
+    exercise = SPEC.exercise(name)
+    calls = exercise.visible_calls()
+
+    def upcast(result, args, kwargs):
+        return tuple(np.asarray(r, np.float64) for r in result) if isinstance(result, tuple) else np.asarray(result, np.float64)
+    results = [call_in_process(_wrapped(solved[name], upcast), name, call) for call in calls]
+    first = exercise.outputs[0] if exercise.outputs else "the result"
+    assert judge_calls(exercise, calls, results).hint == float32_hint(first)
+    # the solution's answers keep float32
+    results = [call_in_process(solved[name], name, call) for call in calls]
+    assert judge_calls(exercise, calls, results).passed
+
+
+@pytest.mark.parametrize("name,outputs,wrong_part", [
+    ("scaled_dot_product_attention", ("out", "weights"), 1),
+    ("attention_backward", ("dq", "dk", "dv"), 1),
+    ("layer_norm_backward", ("dx", "dgamma", "dbeta"), 2),
+])
+def test_a_wrong_part_is_named(solved, name, outputs, wrong_part):
+    """'dk: your values are ...', never 'value 2 of 3'; a missing part lists the names."""
+    exercise = SPEC.exercise(name)
+    assert exercise.outputs == outputs
+    calls = exercise.visible_calls()
+
+    def doubled(result, args, kwargs):
+        return tuple(2 * r if i == wrong_part else r for i, r in enumerate(result))
+    results = [call_in_process(_wrapped(solved[name], doubled), name, call) for call in calls]
+    hint = judge_calls(exercise, calls, results).hint
+    assert hint == f"{outputs[wrong_part]}: your values are exactly twice the expected ones.", hint
+    results = [call_in_process(_wrapped(solved[name], lambda r, a, k: r[:-1]), name, call) for call in calls]
+    assert judge_calls(exercise, calls, results).hint == (
+        f"returned {len(outputs) - 1} values; expected {len(outputs)} ({', '.join(outputs)}).")
+
+
+def test_a_float_mask_fails_and_says_booleans(solved):
+    exercise = SPEC.exercise("causal_mask")
+    for fn in (lambda T: np.tril(np.ones((T, T))), lambda T: np.tril(np.ones((T, T), dtype=int))):
+        calls = exercise.visible_calls()
+        results = [call_in_process(fn, "causal_mask", call) for call in calls]
+        assert judge_calls(exercise, calls, results).hint == attention.CAUSAL_MASK_BOOLEANS
+
+
+# Two failing dependencies at once: the notebook's check and the grader blame the same one,
+# the first of the notebook's order (issue 23: multi_head_attention blamed merge_heads in the
+# notebook and scaled_dot_product_attention in the grader).
+BOTH_WRONG = [
+    ("multi_head_attention", ("merge_heads", "scaled_dot_product_attention"), "scaled_dot_product_attention"),
+    ("transformer_block", ("gelu", "scaled_dot_product_attention"), "scaled_dot_product_attention"),
+    ("transformer_block", ("gelu", "layer_norm"), "layer_norm"),
+]
+
+
+@pytest.mark.parametrize("name,broken,culprit", BOTH_WRONG)
+def test_the_notebook_and_the_grader_blame_the_same_dependency(name, broken, culprit):
+    nb = nbformat.read(ROOT / "solutions" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    sources = {grade_id(c): c.source for c in nb.cells if is_answer(c)}
+    for dependency in broken:
+        sources[dependency] = SPEC.exercise(dependency).mistakes[0].inject
+    namespace = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and grade_id(cell) == "imports":
+            exec(cell.source, namespace)
+    with np.errstate(all="ignore"):
+        for source in sources.values():
+            exec(source, namespace)
+        verdicts = {}
+        for exercise in SPEC.exercises:
+            calls = exercise.visible_calls()
+            verdicts[exercise.name] = judge_calls(exercise, calls, [call_in_process(namespace[exercise.name],
+                                                                                     exercise.name, c) for c in calls])
+        graded = judge.blame_dependencies([e.name for e in SPEC.exercises], verdicts, judge.learner_calls(sources))
+        with pytest.raises(AssertionError) as raised:
+            check(name, namespace[name])
+    said = f"{name} calls {culprit}, which fails its own check: fix {culprit} first ({culprit}: "
+    assert graded[name].hint.startswith(said), graded[name].hint
+    assert str(raised.value) == f"{name}: {graded[name].hint}"
+
+
+def test_every_visible_assert_of_the_release_has_a_message():
+    """An assert that fails after check(...) says what it expected (issue 23: empty AssertionErrors)."""
+    import ast
+    nb = nbformat.read(ROOT / "notebooks" / NOTEBOOK / f"{NOTEBOOK}.ipynb", as_version=4)
+    asserts = [node for cell in nb.cells if cell.cell_type == "code"
+               for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Assert)]
+    assert len(asserts) >= 10
+    assert [ast.unparse(a.test) for a in asserts if a.msg is None] == []
+
+
+# --- the correspondence notebook 06 states with GPT-2's and notebook 07's parameters ----------
+
+def _gpt2_weights(p):
+    """Notebook 06's block parameters under GPT-2's checkpoint names, as its first cell states."""
+    return {"ln_1.weight": p["ln1_g"], "ln_1.bias": p["ln1_b"],
+            "attn.c_attn.weight": np.concatenate([p["Wq"], p["Wk"], p["Wv"]], axis=1),
+            "attn.c_attn.bias": np.concatenate([p["bq"], p["bk"], p["bv"]]),
+            "attn.c_proj.weight": p["Wo"], "attn.c_proj.bias": p["bo"],
+            "ln_2.weight": p["ln2_g"], "ln_2.bias": p["ln2_b"],
+            "mlp.c_fc.weight": p["W1"], "mlp.c_fc.bias": p["b1"], "mlp.c_proj.weight": p["W2"], "mlp.c_proj.bias": p["b2"]}
+
+
+def test_the_block_is_gpt2s_block_under_the_stated_names():
+    """Notebook 06, first cell: c_attn's weight is [Wq | Wk | Wv] in the same (in, out) layout, ...;
+    checked against Hugging Face's GPT2Model (one layer, zero position embeddings, ln_f = identity)."""
+    from transformers import GPT2Config, GPT2Model
+    rng = np.random.default_rng(3)
+    B, T, C, H = 2, 5, 8, 2
+    params, x = attention.block_params(rng, C), rng.standard_normal((B, T, C))
+    config = GPT2Config(n_embd=C, n_head=H, n_layer=1, n_positions=T, vocab_size=3, layer_norm_epsilon=1e-5,
+                        activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2Model(config).double().eval()
+    state = {f"h.0.{k}": t64(v) for k, v in _gpt2_weights(params).items()}
+    state |= {"wpe.weight": torch.zeros(T, C, dtype=torch.float64), "ln_f.weight": torch.ones(C, dtype=torch.float64),
+              "ln_f.bias": torch.zeros(C, dtype=torch.float64)}
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        out = model(inputs_embeds=t64(x)).last_hidden_state.numpy()
+    block = oracles.transformer_block(x, params, H)
+    close(out, oracles.layer_norm(block, np.ones(C), np.zeros(C)), "GPT-2's block under the stated names", rtol=1e-9, atol=1e-10)
+
+
+def test_the_block_is_notebook_07s_block_in_pytorchs_layout():
+    """Notebook 06, last cell: blocks.i.attn.c_attn.weight (3C, C) is [Wq | Wk | Wv].T, ...; checked on
+    the grader's own model of notebook 07's names (grader.sandbox.harness.build_gpt)."""
+    from grader.sandbox.harness import build_gpt
+    rng = np.random.default_rng(4)
+    B, T, C, H, V = 2, 5, 6, 3, 7
+    params, x = attention.block_params(rng, C), rng.standard_normal((B, T, C))
+    weights = {f"blocks.0.{k}": (v.T if k.endswith("weight") and v.ndim == 2 else v)
+               for k, v in _gpt2_weights(params).items()}
+    weights |= {"wte.weight": rng.standard_normal((V, C)), "wpe.weight": rng.standard_normal((T, C)),
+                "ln_f.weight": np.ones(C), "ln_f.bias": np.zeros(C), "lm_head.weight": rng.standard_normal((V, C))}
+    assert weights["blocks.0.attn.c_attn.weight"].shape == (3 * C, C)
+    assert weights["blocks.0.mlp.c_fc.weight"].shape == (4 * C, C)
+    block = build_gpt(weights, H).blocks[0]
+    with torch.no_grad():
+        out = block(t64(x)).numpy()
+    close(out, oracles.transformer_block(x, params, H), "notebook 07's block in PyTorch's layout", rtol=1e-9, atol=1e-10)
 
 
 def _masked_row_maxima(scores, T=None):

@@ -168,7 +168,7 @@ EXAMPLES = {
     "dense_backward dW averaged over the batch": (
         "dense_backward", lambda dout, x, W: (dout @ W.T, x.T @ dout / x.shape[0], dout.sum(axis=0)),
         [Call((np.ones((4, 2)), np.arange(12.0).reshape(4, 3), np.ones((3, 2))))],
-        "value 2 of 3: your values are exactly 1/4 of the expected ones (4 is dout.shape[0], the batch size)."),
+        "dW: your values are exactly 1/4 of the expected ones (4 is dout.shape[0], the batch size)."),
     "mse_loss_grad without y_true": (
         "mse_loss_grad", lambda p, t: 2 * p / p.size, None,
         "your values differ from the expected ones by exactly 0.5 x y_true"),
@@ -209,3 +209,45 @@ def test_uncatalogued_mistakes_are_diagnosed(example):
 def test_an_error_location_is_believed_only_within_bounds(where, said):
     from grader.checking.judge import error_hint
     assert error_hint({"ename": "AxisError", "evalue": "axis 2", "where": where}) == said
+
+
+# --- every message names the output it is about (issue 23) -----------------------------------
+
+def _spec_of(name):
+    return next(exercises.notebook_spec(n).exercise(name) for n in exercises.available()
+                if name in [e.name for e in exercises.notebook_spec(n).exercises])
+
+
+def test_a_missing_part_lists_the_named_outputs():
+    exercise = _spec_of("dense_backward")
+    assert exercise.outputs == ("dx", "dW", "db")
+    call = Call((np.ones((4, 2)), np.arange(12.0).reshape(4, 3), np.ones((3, 2))))
+    two = {"outputs": flatten_result((np.ones((4, 3)), np.ones((3, 2))))}
+    assert judge_calls(exercise, [call], [two]).hint == "returned 2 values; expected 3 (dx, dW, db)."
+    one = {"outputs": flatten_result(np.ones((4, 3)))}
+    assert judge_calls(exercise, [call], [one]).hint == "returned a single array; expected a tuple of 3 arrays (dx, dW, db)."
+
+
+@pytest.mark.parametrize("exercise_name,key,said", [
+    ("torch_train_step", "result", "loss"),
+    ("torch_train_step", "after.2.W1", "params['W1'] after the call"),
+    ("tf_train_step", "after.0", "x after the call"),
+    ("torch_mse_gradients", "grad.2.b1", "params['b1'].grad"),
+    ("dense_backward", "1", "dW"),
+    ("attention_backward", "2", "dv"),
+    ("layer_norm_backward", "1", "dgamma"),
+    ("scaled_dot_product_attention", "1", "weights"),
+])
+def test_probed_and_tuple_outputs_are_named(exercise_name, key, said):
+    from grader.checking.judge import compare_outputs, parameter_names
+    exercise = _spec_of(exercise_name)
+    expected = {k: np.zeros(2) for k in (key, "other")}
+    outputs = {key: np.ones(2), "other": np.zeros(2)}
+    problem = compare_outputs(outputs, expected, 1e-5, 1e-7, (), exercise.outputs, parameter_names(exercise))
+    assert problem is not None and problem.text.startswith(f"{said}: "), problem
+
+
+def test_without_names_a_part_is_numbered():
+    from grader.checking.judge import compare_outputs
+    problem = compare_outputs({"0": np.zeros(2), "1": np.ones(2)}, {"0": np.zeros(2), "1": np.zeros(2)}, 1e-5, 1e-7)
+    assert problem is not None and problem.text.startswith("value 2 of 2: "), problem

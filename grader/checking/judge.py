@@ -124,8 +124,10 @@ def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None
     if exercise.judge is not None:
         return exercise.judge(call, outputs), NAMED
     problem = compare_outputs(outputs, expected_outputs(exercise, call), exercise.rtol, exercise.atol,
-                              call_inputs(exercise, call))
+                              call_inputs(exercise, call), exercise.outputs, parameter_names(exercise))
     if problem is None:
+        if exercise.keeps_float32:
+            return _float32_problem(exercise, call, outputs), RECOGNISED
         return None, GENERIC
     mistake = recognise_mistake(exercise, call, outputs)
     if mistake:
@@ -133,12 +135,25 @@ def _judge_one(exercise: Exercise, call: Call, result: dict) -> tuple[str | None
     return problem.text, NAMED if problem.named else GENERIC
 
 
+def parameter_names(exercise: Exercise) -> list[str]:
+    """The names of the function's parameters, as the oracle spells them (``x``, ``params``)."""
+    try:
+        return list(inspect.signature(exercise.expected).parameters) if exercise.expected else []
+    except (TypeError, ValueError):
+        return []
+
+
+def argument_name(path: str, names: Sequence[str]) -> str:
+    """An argument's path as the probes write it ("2.W1", "mask") as code names it (``params['W1']``)."""
+    head, *inside = path.split(".")
+    if head.isdigit():
+        head = names[int(head)] if int(head) < len(names) else f"argument {int(head) + 1}"
+    return head + "".join(f"[{int(k)}]" if k.isdigit() else f"[{k!r}]" for k in inside)
+
+
 def call_inputs(exercise: Exercise, call: Call) -> list[Input]:
     """The call's arrays, named as the oracle's parameters are (``b``, ``params['W1']``)."""
-    try:
-        names = list(inspect.signature(exercise.expected).parameters) if exercise.expected else []
-    except (TypeError, ValueError):
-        names = []
+    names = parameter_names(exercise)
     named = [(names[i] if i < len(names) else f"argument {i + 1}", a) for i, a in enumerate(call.args)]
     found: list[Input] = []
     for name, value in named + list(call.kwargs.items()):
@@ -204,8 +219,11 @@ def _judge_requirement(exercise: Exercise, call: Call, outputs: Outputs) -> tupl
         sent = dict(array_arguments([(str(i), plain(a)) for i, a in enumerate(call.args)]
                                     + [(k, plain(v)) for k, v in call.kwargs.items()]))
         after = _part(outputs, "after")
-        if after.keys() != sent.keys() or not all(_identical(after[k], sent[k]) for k in sent):
-            return exercise.keeps_inputs or "the function changed its input arrays; leave them unchanged.", RECOGNISED
+        paths = list(sent) + [k for k in after if k not in sent]
+        changed = [k for k in paths if k not in sent or k not in after or not _identical(after[k], sent[k])]
+        if changed:
+            return exercise.keeps_inputs or changed_input_hint(
+                exercise.name, argument_name(changed[0], parameter_names(exercise))), RECOGNISED
         return None, GENERIC
     first, same, other = (_part(outputs, p) for p in ("result", "again.0", "again.1"))
     repeats = first.keys() == same.keys() and all(_identical(first[k], same[k]) for k in first)
@@ -262,26 +280,32 @@ def _label(key: str) -> str:
     return "" if key == "" else f"{key}: "
 
 
-def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: Sequence[Input] = ()) -> str | None:
+def compare(outputs: Outputs, expected: Outputs, rtol: float, atol: float, inputs: Sequence[Input] = (),
+            names: Sequence[str] = (), parameters: Sequence[str] = ()) -> str | None:
     """None when ``outputs`` equal ``expected`` within tolerance, else what differs, in one line."""
-    problem = compare_outputs(outputs, expected, rtol, atol, inputs)
+    problem = compare_outputs(outputs, expected, rtol, atol, inputs, names, parameters)
     return None if problem is None else problem.text
 
 
 def compare_outputs(outputs: Outputs, expected: Outputs, rtol: float, atol: float,
-                    inputs: Sequence[Input] = ()) -> Diagnosis | None:
-    """None when ``outputs`` equal ``expected`` within tolerance, else a diagnosis of the first difference."""
+                    inputs: Sequence[Input] = (), names: Sequence[str] = (),
+                    parameters: Sequence[str] = ()) -> Diagnosis | None:
+    """None when ``outputs`` equal ``expected`` within tolerance, else a diagnosis of the first difference.
+    ``names`` name the returned parts in order (``Exercise.outputs``) and ``parameters`` the function's
+    arguments, so that the diagnosis says which output is wrong."""
     if outputs.keys() != expected.keys():
-        return Diagnosis(_structure_hint(outputs, expected), "structure")
+        return Diagnosis(_structure_hint(outputs, expected, names), "structure")
     for key, want in expected.items():
         got = np.asarray(outputs[key])
-        label = _label(_display_key(key, expected))
+        label = _label(output_name(key, expected, names, parameters))
         if not _numeric(got):
             return Diagnosis(f"{label}returned {got.dtype} values; expected numbers (a NumPy array of floats).", "type")
         if got.shape != want.shape:
             return Diagnosis(label + shape_hint(got.shape, want.shape), "shape")
         if want.dtype.kind == "f" and got.dtype.kind != "f":
             return Diagnosis(f"{label}returned {got.dtype} values; expected floating-point values.", "type")
+        if want.dtype.kind == "b" and got.dtype.kind != "b":
+            return Diagnosis(f"{label}returned {got.dtype} values; expected booleans (dtype=bool).", "type")
         close = np.isclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
         if not np.all(close):
             found = diagnose(got, want, inputs, rtol, atol)
@@ -289,23 +313,68 @@ def compare_outputs(outputs: Outputs, expected: Outputs, rtol: float, atol: floa
     return None
 
 
-def _display_key(key: str, expected: Outputs) -> str:
-    """Name tuple parts by position (1st, 2nd ...) and dict entries by their key."""
-    if key.isdigit():
-        return f"value {int(key) + 1} of {len(expected)}"
-    return key
+def output_name(key: str, expected: Outputs, names: Sequence[str] = (), parameters: Sequence[str] = ()) -> str:
+    """What a message calls the output at ``key``: its name from ``Exercise.outputs`` (``dx``),
+    else its position ("value 1 of 3"); dict entries by their key; under a probe, the returned
+    value ("result"), an argument after the call ("params['W1'] after the call") or a gradient
+    ("params['W1'].grad"), with the function's ``parameters`` named as the oracle names them."""
+    head, _, rest = key.partition(".")
+    if head in ("after", "grad") and rest:
+        argument = argument_name(rest, parameters)
+        return f"{argument} after the call" if head == "after" else f"{argument}.grad"
+    if head == "result":
+        if not rest:
+            return names[0] if len(names) == 1 else "result"
+        head, _, rest = rest.partition(".")
+        count = len({k.split(".")[1] for k in expected if k.startswith("result.")})
+    else:
+        count = len({k.split(".")[0] for k in expected})
+    if head.isdigit():
+        index = int(head)
+        head = names[index] if index < len(names) else f"value {index + 1} of {count}"
+    return head + (f".{rest}" if rest else "")
 
 
-def _structure_hint(outputs: Outputs, expected: Outputs) -> str:
+def _structure_hint(outputs: Outputs, expected: Outputs, names: Sequence[str] = ()) -> str:
     got, want = sorted(outputs), sorted(expected)
     if want == [""]:
         return f"returned {len(got)} values; expected a single array."
     if all(k.isdigit() for k in want):
+        parts = f" ({', '.join(names)})" if len(names) == len(want) else ""
         if got == [""]:
-            return f"returned a single array; expected a tuple of {len(want)} arrays."
-        return f"returned {len(got)} values; expected {len(want)}."
+            return f"returned a single array; expected a tuple of {len(want)} arrays{parts}."
+        return f"returned {len(got)} values; expected {len(want)}{parts}."
     missing = [k for k in want if k not in outputs]
     if missing:
         return f"the result has no {', '.join(missing)}; expected keys {', '.join(want)}."
     extra = [k for k in got if k not in expected]
     return f"unexpected entries {', '.join(extra)}; expected keys {', '.join(want)}."
+
+
+def changed_input_hint(function: str, argument: str) -> str:
+    """The hint for a function that changed one of its arguments (seen by the "inputs_after" probe)."""
+    return (f"{function} changed its argument {argument} (an in-place update such as -= or [...] =): leave every "
+            "input unchanged and compute into a new array.")
+
+
+def float32_hint(output: str, dtype: str = "float64") -> str:
+    """The hint for a float32 call answered in another floating-point dtype (``Exercise.keeps_float32``)."""
+    return (f"{output} is {dtype} for float32 inputs: return the inputs' dtype. Under NumPy 2, a NumPy float64 "
+            "scalar such as np.sqrt(d) turns a float32 array into float64; a Python float (d ** 0.5, "
+            "math.sqrt(d)) does not.")
+
+
+def _float32_problem(exercise: Exercise, call: Call, outputs: Outputs) -> str | None:
+    """``float32_hint`` for the first floating-point output that is not float32 on a call whose
+    floating-point inputs are all float32; None otherwise."""
+    floats = [item.value.dtype for item in call_inputs(exercise, call) if item.value.dtype.kind == "f"]
+    if not floats or any(dtype != np.float32 for dtype in floats):
+        return None
+    expected = expected_outputs(exercise, call)
+    names, parameters = exercise.outputs, parameter_names(exercise)
+    for key, value in outputs.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and value.dtype != np.float32:
+            name = output_name(key, expected, names, parameters) if key else "the result"
+            return float32_hint(name, str(value.dtype))
+    return None

@@ -108,6 +108,13 @@ class Exercise:
     ``keeps_inputs`` is the hint for an answer that changes its argument arrays, checked on the
     calls with the "inputs_after" probe; ``rng_only`` the hint for one whose randomness does not
     come from its generator argument alone, checked on the calls with the "reseeded" probe.
+
+    ``outputs`` names what the function returns, in order: the parts of a returned tuple
+    (``("dx", "dW", "db")``), or the one value a probe reads back as "result" (``("loss",)``).
+    Every message about a part names it; without names a part is "value 2 of 3".
+    ``keeps_float32`` asks that float32 inputs give float32 outputs (the notebook's stated
+    return format): on a call whose floating-point inputs are all float32, a floating-point
+    output of another dtype fails with ``judge.float32_hint``.
     """
 
     name: str
@@ -124,6 +131,8 @@ class Exercise:
     trusts: str = ""
     keeps_inputs: str = ""
     rng_only: str = ""
+    outputs: tuple[str, ...] = ()
+    keeps_float32: bool = False
 
     @property
     def trust(self) -> str:

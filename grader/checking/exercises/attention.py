@@ -9,7 +9,11 @@ What the judge trusts: only the arrays each function returns, read back from the
 numbers and compared, in the trusted process, with ``grader.checking.oracles`` evaluated on the very
 inputs the judge drew. No input is taken from the learner: ``attention_backward`` receives
 attention weights that the judge computed itself, so its answer is checked against gradients
-that follow from q, k and v alone.
+that follow from q, k and v alone. Every call of a function with array arguments carries the
+"inputs_after" probe: the arguments as they are after the call come back too, and the judge
+compares them with the arrays it sent (no function may change its inputs; the block hands the
+same x to a layer norm and to a residual). Every floating-point function keeps float32 inputs in
+float32 (``Exercise.keeps_float32``), the return format its docstring states.
 
 Every softmax-based call mixes rows of scores at very different scales (one row near 900,
 the others near 0), so a maximum taken over the whole array instead of per row shows up as
@@ -17,10 +21,13 @@ NaN rows, and a softmax without any shift overflows.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import special
 
 from grader.checking import oracles
+from grader.checking.judge import changed_input_hint, float32_hint
 from grader.checking.spec import Call, Exercise, Mistake, NotebookSpec
 from .draws import normal
 
@@ -32,6 +39,28 @@ ATTENTION_NAMES = ("Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo")
 
 def _rng(seed):
     return np.random.default_rng(seed)
+
+
+PROBED_TRUST = ("the returned arrays, compared with the oracle's, and the arguments as they were after the call, "
+                "compared here with the arrays that were sent.")
+
+
+def probed(calls: list[Call]) -> list[Call]:
+    """The calls with the "inputs_after" probe: every function of this notebook must leave its
+    arguments unchanged (the block hands the same x to a layer norm and to a residual), so the
+    judge also compares the arguments after each call with the arrays it sent."""
+    return [dataclasses.replace(call, probe="inputs_after") for call in calls]
+
+
+def _upcast(function):
+    """A wrong answer with the right values in float64 whatever the inputs' dtype (named by
+    ``Exercise.keeps_float32``, which compares dtypes once the values are right)."""
+    def wrong(*args, **kwargs):
+        result = function(*args, **kwargs)
+        if isinstance(result, tuple):
+            return tuple(np.asarray(r, np.float64) for r in result)
+        return np.asarray(result, np.float64)
+    return wrong
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -89,7 +118,11 @@ def with_small_row(x):
 
 
 # --- causal_mask ----------------------------------------------------------------------------
-# Judged: the (T, T) array, as numbers (True = 1), against the oracle's index comparison.
+# Judged: the (T, T) array against the oracle's index comparison; it must hold booleans, and
+# numbers with the right values are named by their own hint.
+
+CAUSAL_MASK_BOOLEANS = ("a mask holds booleans (True = may attend), not numbers: build it with dtype=bool, "
+                        "np.tril(np.ones((T, T), dtype=bool)).")
 
 causal_mask = Exercise(
     name="causal_mask", points=1, title="Causal mask",
@@ -103,6 +136,9 @@ causal_mask = Exercise(
         Mistake("every position may attend to itself: keep the diagonal (j <= i, not j < i).",
                 wrong=lambda T: np.tril(np.ones((T, T), dtype=bool), k=-1),
                 inject="def causal_mask(T):\n    return np.tril(np.ones((T, T), dtype=bool), k=-1)\n"),
+        Mistake(CAUSAL_MASK_BOOLEANS,
+                wrong=lambda T: np.tril(np.ones((T, T))),
+                inject="def causal_mask(T):\n    return np.tril(np.ones((T, T)))\n"),
     ),
 )
 
@@ -128,7 +164,7 @@ def _masked(scores, mask, fill=-np.inf):
 
 
 _SDPA_CELL = """def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    scores = q @ np.swapaxes(k, -1, -2) / q.shape[-1] ** 0.5
 {body}
     return weights @ v, weights
 """
@@ -136,7 +172,7 @@ _SDPA_CELL = """def scaled_dot_product_attention(q, k, v, mask=None):
 
 def _sdpa_cell(body: str, scores: str | None = None) -> str:
     cell = _SDPA_CELL.format(body="\n".join("    " + line for line in body.strip().splitlines()))
-    return cell if scores is None else cell.replace("q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])", scores)
+    return cell if scores is None else cell.replace("q @ np.swapaxes(k, -1, -2) / q.shape[-1] ** 0.5", scores)
 
 
 _STABLE_SOFTMAX = ("if mask is not None:\n    scores = np.where(mask, scores, -np.inf)\n"
@@ -147,8 +183,10 @@ _STABLE_SOFTMAX = ("if mask is not None:\n    scores = np.where(mask, scores, -n
 def _sdpa_visible():
     q, k, v = attention_inputs(_rng(60), (2, 3), 5, 5, 4, 3, large_row=True)
     q2, k2, v2 = attention_inputs(_rng(61), (2,), 3, 6, 5, 2)
-    return [Call((q, k, v), {"mask": oracles.causal_mask(5)}),
-            Call((q2, k2, v2))]
+    q3, k3, v3 = attention_inputs(_rng(59), (2,), 4, 4, 3, 2, dtype=np.float32)
+    return probed([Call((q, k, v), {"mask": oracles.causal_mask(5)}),
+                   Call((q2, k2, v2)),
+                   Call((q3, k3, v3), {"mask": oracles.causal_mask(4)})])
 
 
 def _sdpa_hidden(rng):
@@ -156,10 +194,10 @@ def _sdpa_hidden(rng):
     q2, k2, v2 = attention_inputs(rng, (3, 2), 4, 6, 3, 7, large_row=True)
     q3, k3, v3 = attention_inputs(rng, (2,), 5, 6, 6, 6, dtype=np.float32)
     q4, k4, v4 = attention_inputs(rng, (2, 3), 6, 6, 10, 4, dtype=np.float32)
-    return [Call((q1, k1, v1), {"mask": oracles.causal_mask(7)}),
-            Call((q2, k2, v2), {"mask": padding_mask(rng, 3, 6)}),
-            Call((q3, k3, v3)),
-            Call((q4, k4, v4), {"mask": oracles.causal_mask(6)})]
+    return probed([Call((q1, k1, v1), {"mask": oracles.causal_mask(7)}),
+                   Call((q2, k2, v2), {"mask": padding_mask(rng, 3, 6)}),
+                   Call((q3, k3, v3)),
+                   Call((q4, k4, v4), {"mask": oracles.causal_mask(6)})])
 
 
 def _softmax_global_max(scores, mask):
@@ -177,7 +215,7 @@ scaled_dot_product_attention = Exercise(
     visible_calls=_sdpa_visible,
     hidden_calls=_sdpa_hidden,
     expected=oracles.scaled_dot_product_attention,
-    rtol=RTOL, atol=ATOL,
+    rtol=RTOL, atol=ATOL, outputs=("out", "weights"), keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("divide the scores by sqrt(d), d = q.shape[-1]: without it their variance grows with d and the softmax saturates.",
                 wrong=lambda q, k, v, mask=None: oracles.scaled_dot_product_attention(q * np.sqrt(q.shape[-1]), k, v, mask),
@@ -208,6 +246,9 @@ scaled_dot_product_attention = Exercise(
                 inject=_sdpa_cell("if mask is not None:\n    scores = np.where(mask, scores, -np.inf)\n"
                                   "e = np.exp(scores)\n"
                                   "weights = e / e.sum(axis=-1, keepdims=True)")),
+        Mistake(float32_hint("out"),
+                wrong=_upcast(oracles.scaled_dot_product_attention),
+                inject=_sdpa_cell(_STABLE_SOFTMAX, scores="q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])")),
     ),
 )
 
@@ -249,7 +290,7 @@ def _dscores(dout, v, weights):
 
 
 _BACKWARD_CELL = """def attention_backward(dout, q, k, v, weights):
-    scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = {scale}
     dv = {dv}
     dweights = dout @ np.swapaxes(v, -1, -2)
     dscores = {dscores}
@@ -261,19 +302,21 @@ _BACKWARD_CELL = """def attention_backward(dout, q, k, v, weights):
 
 def _backward_cell(dv="np.swapaxes(weights, -1, -2) @ dout",
                    dscores="weights * (dweights - np.sum(dweights * weights, axis=-1, keepdims=True))",
-                   dq="scale * dscores @ k", dk="scale * np.swapaxes(dscores, -1, -2) @ q"):
-    return _BACKWARD_CELL.format(dv=dv, dscores=dscores, dq=dq, dk=dk)
+                   dq="scale * dscores @ k", dk="scale * np.swapaxes(dscores, -1, -2) @ q",
+                   scale="1.0 / q.shape[-1] ** 0.5"):
+    return _BACKWARD_CELL.format(dv=dv, dscores=dscores, dq=dq, dk=dk, scale=scale)
 
 
 attention_backward = Exercise(
     name="attention_backward", points=3, title="Attention backward pass",
-    visible_calls=lambda: [Call(_backward_inputs(_rng(62), (2,), 4, 4, 3, 5, causal=True, large_row=True)),
-                           Call(_backward_inputs(_rng(63), (2, 2), 3, 5, 4, 2))],
-    hidden_calls=lambda rng: [Call(_backward_inputs(rng, (1, 1), 6, 6, 5, 5, causal=True, large_row=True)),
-                              Call(_backward_inputs(rng, (3, 2), 4, 7, 3, 6)),
-                              Call(_backward_inputs(rng, (2,), 5, 5, 6, 3, dtype=np.float32, causal=True))],
+    visible_calls=lambda: probed([Call(_backward_inputs(_rng(62), (2,), 4, 4, 3, 5, causal=True, large_row=True)),
+                                  Call(_backward_inputs(_rng(63), (2, 2), 3, 5, 4, 2)),
+                                  Call(_backward_inputs(_rng(58), (2,), 3, 4, 2, 3, dtype=np.float32))]),
+    hidden_calls=lambda rng: probed([Call(_backward_inputs(rng, (1, 1), 6, 6, 5, 5, causal=True, large_row=True)),
+                                     Call(_backward_inputs(rng, (3, 2), 4, 7, 3, 6)),
+                                     Call(_backward_inputs(rng, (2,), 5, 5, 6, 3, dtype=np.float32, causal=True))]),
     expected=oracles.attention_backward,
-    rtol=RTOL, atol=ATOL,
+    rtol=RTOL, atol=ATOL, outputs=("dq", "dk", "dv"), keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("softmax's backward is weights * (dweights - sum(dweights * weights, axis=-1)): the subtracted row sum is missing.",
                 wrong=_without_row_sum,
@@ -287,6 +330,9 @@ attention_backward = Exercise(
         Mistake("dk = dscores^T @ q (each key collects from every query); dscores @ q only runs when Tq == Tk.",
                 wrong=_backward_with(dk=lambda dout, q, k, v, w: _dscores(dout, v, w) @ q / np.sqrt(q.shape[-1])), key="1",
                 inject=_backward_cell(dk="scale * dscores @ q")),
+        Mistake(float32_hint("dq"),
+                wrong=_upcast(oracles.attention_backward),
+                inject=_backward_cell(scale="1.0 / np.sqrt(q.shape[-1])")),
     ),
 )
 
@@ -318,13 +364,20 @@ def _ln_over_batch(x, gamma, beta, eps=1e-5):
     return (x - mean) / np.sqrt(var + eps) * gamma + beta
 
 
+def _ln_in_place(x, gamma, beta, eps=1e-5):
+    """Right values, but the caller's x changes (``x -= mean``): named by the "inputs_after" check."""
+    x -= x.mean(axis=-1, keepdims=True)
+    return x / np.sqrt(x.var(axis=-1, keepdims=True) + eps) * gamma + beta
+
+
 layer_norm = Exercise(
     name="layer_norm", points=2, title="Layer normalisation",
-    visible_calls=lambda: [_layer_norm_call(_rng(64), 3, 4, 5)],
-    hidden_calls=lambda rng: [_layer_norm_call(rng, 1, 6, 7), _layer_norm_call(rng, 2, 3, 10, dtype=np.float32),
-                              _layer_norm_call(rng, 4, 5, 3, eps=1e-3)],
+    visible_calls=lambda: probed([_layer_norm_call(_rng(64), 3, 4, 5),
+                                  _layer_norm_call(_rng(57), 2, 3, 4, dtype=np.float32)]),
+    hidden_calls=lambda rng: probed([_layer_norm_call(rng, 1, 6, 7), _layer_norm_call(rng, 2, 3, 10, dtype=np.float32),
+                                     _layer_norm_call(rng, 4, 5, 3, eps=1e-3)]),
     expected=oracles.layer_norm,
-    rtol=RTOL, atol=ATOL,
+    rtol=RTOL, atol=ATOL, keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("layer norm normalises each position over its own C features (axis=-1), not over the batch (axis=0).",
                 wrong=_ln_over_batch,
@@ -338,6 +391,9 @@ layer_norm = Exercise(
         Mistake("after normalising, scale by gamma and shift by beta: x_hat * gamma + beta.",
                 wrong=lambda x, g, b, eps=1e-5: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps),
                 inject=_layer_norm_cell(result="(x - mean) / np.sqrt(var + eps)")),
+        Mistake(changed_input_hint("layer_norm", "x"), wrong=_ln_in_place,
+                inject="def layer_norm(x, gamma, beta, eps=1e-5):\n    x -= x.mean(axis=-1, keepdims=True)\n"
+                       "    return x / np.sqrt(x.var(axis=-1, keepdims=True) + eps) * gamma + beta\n"),
     ),
 )
 
@@ -381,11 +437,12 @@ def _ln_backward_call(rng, B, T, C, dtype=np.float64, **kwargs):
 
 layer_norm_backward = Exercise(
     name="layer_norm_backward", points=3, title="Layer normalisation backward pass",
-    visible_calls=lambda: [_ln_backward_call(_rng(65), 2, 3, 4)],
-    hidden_calls=lambda rng: [_ln_backward_call(rng, 1, 5, 6), _ln_backward_call(rng, 3, 2, 9, dtype=np.float32),
-                              _ln_backward_call(rng, 2, 4, 3, eps=1e-3)],
+    visible_calls=lambda: probed([_ln_backward_call(_rng(65), 2, 3, 4),
+                                  _ln_backward_call(_rng(56), 2, 2, 3, dtype=np.float32)]),
+    hidden_calls=lambda rng: probed([_ln_backward_call(rng, 1, 5, 6), _ln_backward_call(rng, 3, 2, 9, dtype=np.float32),
+                                     _ln_backward_call(rng, 2, 4, 3, eps=1e-3)]),
     expected=oracles.layer_norm_backward,
-    rtol=RTOL, atol=ATOL,
+    rtol=RTOL, atol=ATOL, outputs=("dx", "dgamma", "dbeta"), keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("dgamma must have gamma's shape (C,): sum dout * x_hat over the batch and time axes.",
                 wrong=_ln_backward_with(dgamma=lambda dout, x, g, eps: dout * _x_hat(x, eps)), key="1",
@@ -410,11 +467,12 @@ layer_norm_backward = Exercise(
 
 gelu = Exercise(
     name="gelu", points=1, title="GELU (tanh approximation)",
-    visible_calls=lambda: [Call((np.linspace(-4.0, 4.0, 17),)), Call((normal(_rng(66), 2, 3, 4, scale=2.0),))],
-    hidden_calls=lambda rng: [Call((normal(rng, 3, 5, 6, scale=3.0),)),
-                              Call((normal(rng, 2, 7, scale=2.0, dtype=np.float32),))],
+    visible_calls=lambda: probed([Call((np.linspace(-4.0, 4.0, 17),)), Call((normal(_rng(66), 2, 3, 4, scale=2.0),)),
+                                  Call((np.linspace(-3.0, 3.0, 7, dtype=np.float32),))]),
+    hidden_calls=lambda rng: probed([Call((normal(rng, 3, 5, 6, scale=3.0),)),
+                                     Call((normal(rng, 2, 7, scale=2.0, dtype=np.float32),))]),
     expected=oracles.gelu,
-    rtol=RTOL, atol=1e-6,
+    rtol=RTOL, atol=1e-6, keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("this notebook's GELU is the tanh approximation used by GPT-2, "
                 "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); you wrote the exact erf form.",
@@ -423,6 +481,9 @@ gelu = Exercise(
         Mistake("GELU here is the tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), not x * sigmoid(1.702 x).",
                 wrong=lambda x: x / (1.0 + np.exp(-1.702 * x)),
                 inject="def gelu(x):\n    return x / (1 + np.exp(-1.702 * x))\n"),
+        Mistake(float32_hint("the result"), wrong=_upcast(oracles.gelu),
+                inject="def gelu(x):\n"
+                       "    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))\n"),
     ),
 )
 
@@ -431,10 +492,11 @@ gelu = Exercise(
 
 split_heads = Exercise(
     name="split_heads", points=1, title="Split the channels into heads",
-    visible_calls=lambda: [Call((np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6), 2))],
-    hidden_calls=lambda rng: [Call((normal(rng, 1, 5, 12), 3)), Call((normal(rng, 3, 4, 10), 1)),
-                              Call((normal(rng, 2, 7, 6, dtype=np.float32), 6))],
-    expected=oracles.split_heads,
+    visible_calls=lambda: probed([Call((np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6), 2)),
+                                  Call((np.arange(4 * 6, dtype=np.float32).reshape(1, 4, 6), 3))]),
+    hidden_calls=lambda rng: probed([Call((normal(rng, 1, 5, 12), 3)), Call((normal(rng, 3, 4, 10), 1)),
+                                     Call((normal(rng, 2, 7, 6, dtype=np.float32), 6))]),
+    expected=oracles.split_heads, keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("reshape to (B, T, H, C/H) first, then transpose to (B, H, T, C/H): reshaping straight to (B, H, T, C/H) mixes positions.",
                 wrong=lambda x, H: x.reshape(x.shape[0], H, x.shape[1], x.shape[2] // H),
@@ -448,10 +510,11 @@ split_heads = Exercise(
 
 merge_heads = Exercise(
     name="merge_heads", points=1, title="Merge the heads back",
-    visible_calls=lambda: [Call((np.arange(2 * 2 * 3 * 4, dtype=np.float64).reshape(2, 2, 3, 4),))],
-    hidden_calls=lambda rng: [Call((normal(rng, 1, 3, 5, 4),)), Call((normal(rng, 3, 1, 4, 10),)),
-                              Call((normal(rng, 2, 6, 7, 1, dtype=np.float32),))],
-    expected=oracles.merge_heads,
+    visible_calls=lambda: probed([Call((np.arange(2 * 2 * 3 * 4, dtype=np.float64).reshape(2, 2, 3, 4),)),
+                                  Call((np.arange(3 * 2 * 2, dtype=np.float32).reshape(1, 3, 2, 2),))]),
+    hidden_calls=lambda rng: probed([Call((normal(rng, 1, 3, 5, 4),)), Call((normal(rng, 3, 1, 4, 10),)),
+                                     Call((normal(rng, 2, 6, 7, 1, dtype=np.float32),))]),
+    expected=oracles.merge_heads, keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("transpose (B, H, T, D) to (B, T, H, D) before reshaping to (B, T, H*D): a plain reshape mixes positions.",
                 wrong=lambda x: x.reshape(x.shape[0], x.shape[2], x.shape[1] * x.shape[3]),
@@ -511,12 +574,13 @@ def _mha_call(rng, B, T, C, H, dtype=np.float64, large_row=False, **kwargs):
 
 multi_head_attention = Exercise(
     name="multi_head_attention", points=3, title="Multi-head (causal) self-attention",
-    visible_calls=lambda: [_mha_call(_rng(67), 2, 5, 6, 2), _mha_call(_rng(68), 2, 3, 6, 3, causal=False)],
-    hidden_calls=lambda rng: [_mha_call(rng, 1, 4, 10, 1), _mha_call(rng, 3, 7, 6, 3, large_row=True),
-                              _mha_call(rng, 2, 6, 12, 4, dtype=np.float32),
-                              _mha_call(rng, 2, 3, 12, 4, causal=False)],
+    visible_calls=lambda: probed([_mha_call(_rng(67), 2, 5, 6, 2), _mha_call(_rng(68), 2, 3, 6, 3, causal=False),
+                                  _mha_call(_rng(55), 1, 3, 4, 2, dtype=np.float32)]),
+    hidden_calls=lambda rng: probed([_mha_call(rng, 1, 4, 10, 1), _mha_call(rng, 3, 7, 6, 3, large_row=True),
+                                     _mha_call(rng, 2, 6, 12, 4, dtype=np.float32),
+                                     _mha_call(rng, 2, 3, 12, 4, causal=False)]),
     expected=oracles.multi_head_attention,
-    rtol=RTOL, atol=ATOL,
+    rtol=RTOL, atol=ATOL, keeps_float32=True, trusts=PROBED_TRUST,
     mistakes=(
         Mistake("with causal=True each position may only attend to itself and earlier ones: pass causal_mask(T) to the attention.",
                 wrong=lambda x, p, H, causal=True: oracles.multi_head_attention(x, p, H, causal=False),
@@ -641,10 +705,10 @@ def _block_call(rng, B, T, C, H, dtype=np.float64, large_rows=False):
 
 transformer_block = Exercise(
     name="transformer_block", points=3, title="The pre-LN transformer block",
-    visible_calls=lambda: [_block_call(_rng(69), 2, 4, 6, 2)],
-    hidden_calls=lambda rng: [_block_call(rng, 1, 5, 10, 1), _block_call(rng, 3, 6, 6, 3, large_rows=True),
-                              _block_call(rng, 2, 3, 12, 4, dtype=np.float32)],
-    expected=oracles.transformer_block,
+    visible_calls=lambda: probed([_block_call(_rng(69), 2, 4, 6, 2), _block_call(_rng(54), 1, 3, 4, 2, dtype=np.float32)]),
+    hidden_calls=lambda rng: probed([_block_call(rng, 1, 5, 10, 1), _block_call(rng, 3, 6, 6, 3, large_rows=True),
+                                     _block_call(rng, 2, 3, 12, 4, dtype=np.float32)]),
+    expected=oracles.transformer_block, keeps_float32=True, trusts=PROBED_TRUST,
     rtol=RTOL, atol=1e-5,  # float32 through two layer norms and a 4C-wide MLP
     mistakes=(
         Mistake("each sub-layer is added to its input (the residual connection): h = x + MHA(LN1(x)), then h + MLP(LN2(h)).",

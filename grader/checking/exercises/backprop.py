@@ -88,7 +88,7 @@ dense_backward = Exercise(
         Call((normal(rng, 4, 5), normal(rng, 4, 5), normal(rng, 5, 5))),  # square W: dout @ W runs, wrongly
         Call((normal(rng, 3, 6, dtype=np.float32), normal(rng, 3, 4, dtype=np.float32), normal(rng, 4, 6, dtype=np.float32))),
     ],
-    expected=oracles.dense_backward,
+    expected=oracles.dense_backward, outputs=("dx", "dW", "db"),
     mistakes=(
         Mistake("dW has W's shape (in, out): it is x.T @ dout, not dout.T @ x (that is its transpose).",
                 wrong=_dense_backward_with(dW=lambda dout, x, W: dout.T @ x), key="1",

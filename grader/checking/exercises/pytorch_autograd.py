@@ -81,7 +81,7 @@ torch_mse_gradients = Exercise(
     name="torch_mse_gradients", points=2, title="Gradients with autograd: loss.backward()",
     visible_calls=lambda: [_gradients_call(np.random.default_rng(51), 4)],
     hidden_calls=lambda rng: [_gradients_call(rng, 16), _gradients_call(rng, 7)],
-    expected=gradients_outcome,
+    expected=gradients_outcome, outputs=("loss",),
     mistakes=(
         Mistake("no gradients were computed: call loss.backward() before returning the loss; "
                 "it fills params[name].grad.",
@@ -115,7 +115,7 @@ torch_train_step = Exercise(
     name="torch_train_step", points=2, title="One training step with torch.optim.SGD",
     visible_calls=lambda: [_train_step_call(np.random.default_rng(52), 4, 0.1)],
     hidden_calls=lambda rng: [_train_step_call(rng, 16, 0.05), _train_step_call(rng, 8, 0.3)],
-    expected=train_step_outcome,
+    expected=train_step_outcome, outputs=("loss",),
     mistakes=(
         Mistake("the parameters did not change: call loss.backward() before optimizer.step(), which "
                 "skips every parameter whose .grad is still None.",

@@ -130,7 +130,7 @@ tf_train_step = Exercise(
     name="tf_train_step", points=2, title="One training step: update tf.Variables in place",
     visible_calls=lambda: [_train_step_call(np.random.default_rng(42), 4, 0.1)],
     hidden_calls=lambda rng: [_train_step_call(rng, 16, 0.05), _train_step_call(rng, 8, 0.3)],
-    expected=train_step_outcome,
+    expected=train_step_outcome, outputs=("loss",),
     mistakes=(
         Mistake("gradient descent goes downhill: variable.assign_sub(lr * grad), not assign_add.",
                 wrong=lambda x, y, p, lr: train_step_outcome(x, y, p, lr, sign=+1.0),
