@@ -7,6 +7,7 @@ tests/test_notebooks.py (07_gpt is one of its notebooks).
 from __future__ import annotations
 
 import json
+import linecache
 import math
 import subprocess
 import sys
@@ -462,16 +463,33 @@ def test_inputs_left_unchanged_everywhere():
     for fn, exercise, name in ((sorted_merges, G.encode, "merges"), (scaled_in_place, G.lm_loss, "targets"),
                                (batch_then_shuffle, G.get_batch, "ids")):
         assert _graded(fn, exercise, exercise.visible_calls()).hint == G.keep_hint(name), exercise.name
+    # and the stated return format: token ids are ints
+    floats = _graded(lambda text, merges: [float(i) for i in O.encode(text, merges)], G.encode, G.encode.visible_calls())
+    assert floats.hint == "return the token ids as a list of ints."
 
 
-def solution_make_gpt():
-    """make_gpt as the solution notebook defines it (its imports and its answer cell)."""
+def solution_make_gpt(edit=lambda source: source):
+    """make_gpt as the solution notebook defines it (its imports and its answer cell, edited by
+    ``edit``), compiled under a Jupyter cell's file name so that errors are located as in a kernel."""
     nb = nbformat.read(ROOT / "solutions/07_gpt/07_gpt.ipynb", as_version=4)
     namespace: dict = {}
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in ("imports", "make_gpt"):
-            exec(cell.source, namespace)
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in ("imports", "make_gpt"):
+            source = edit(cell.source) if gid == "make_gpt" else cell.source
+            filename = f"/tmp/ipykernel_7/{gid}.py"
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            exec(compile(source, filename, "exec"), namespace)
     return namespace["make_gpt"]
+
+
+def test_an_error_in_a_module_of_the_model_cell_is_located_in_the_make_gpt_cell():
+    """The .view of a non-contiguous split raises inside CausalSelfAttention.forward: the hint names
+    the make_gpt cell (its first function) and the line, not "your __init__ cell"."""
+    make_gpt = solution_make_gpt(lambda source: source.replace(
+        "t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)", "t.view(B, self.n_head, T, C // self.n_head)"))
+    hint = _graded(make_gpt, G.make_gpt, G.make_gpt.visible_calls()).hint
+    assert "of your make_gpt cell, `q, k, v = (t.view(B, self.n_head, T, C // self.n_head)" in hint, hint
 
 
 def test_solution_module_with_weights_loaded_by_name_equals_hugging_face_gpt2():

@@ -7,15 +7,20 @@ What each exercise trusts (nothing a learner's code computes is believed as such
   answer; they are compared with ``grader.checking.gpt_oracles``, computed here.
 - ``get_batch``: the returned ids are compared with the batch that the notebook's recipe draws
   from a generator seeded here (so "only the given generator" is checked exactly).
-- ``make_gpt``: only the module's parameters (names and shapes read, then values) are trusted;
-  the judge runs its own forward pass on them and checks that the module's own logits equal it,
-  and that changing one token changes no logit before it.
-- ``train_gpt``: the judge hands the learner a GPT (its own initial weights) and reads back only
-  the trained parameters, with the names and shapes it sent. A short float64 run must equal the
-  judge's own replay of the recipe; a longer run is scored by the judge's own forward pass on
-  held-out text that never enters the sandbox (see ``held_out_text``).
+- ``make_gpt``: the judge draws two sets of weights (GPT-2's start-up scale, and large ones where
+  every approximation shows), the harness loads each into the learner's module by name
+  (``load_state_dict``, strict) and returns its logits; the judge compares them with its own
+  forward pass on the same weights, names the catalogued variant that reproduces them, and
+  checks that changing one token changes no logit before it. Non-finite logits never agree.
+- ``train_gpt``: the judge hands the learner a small model of its own (not a GPT: nothing in
+  the sandbox answers ``make_gpt``) and reads back only the trained parameters, with the names
+  and shapes it sent, and the loss history. A short float64 run must equal the judge's own
+  replay of the recipe, losses included; a longer run is scored by the judge's own forward pass
+  on held-out text that never enters the sandbox, at windows chosen by a seed that stays here.
 - ``generate``: the judge hands over its own model, so it knows the argmax path, the top-k set
   at every step and the tokens that the recipe draws from a seeded generator.
+- Every function that takes a tensor or a list must hand it back unchanged (the "kept" probe
+  and the "gpt" probe return the arguments after the call).
 
 Nothing here imports PyTorch at import time; the references that draw from a
 ``torch.Generator`` import it when they run (in the trusted process, never the learner's code).
@@ -100,10 +105,11 @@ def result_of(outputs) -> dict:
             if k == "result" or k.startswith("result.")}
 
 
-def oracle_judge(name: str, arguments: tuple[str, ...]):
+def oracle_judge(name: str, arguments: tuple[str, ...], integers: str = ""):
     """A judge for an exercise compared with its oracle whose calls carry the "kept" probe: the
     inputs must come back unchanged, then the result is judged as usual (catalogued mistakes
-    first, then where the values differ)."""
+    first, then where the values differ). ``integers``: the hint when the result must be ints
+    and is not."""
     def judge(call: Call, outputs) -> str | None:
         changed = changed_argument(call, outputs, arguments)
         if changed:
@@ -111,6 +117,8 @@ def oracle_judge(name: str, arguments: tuple[str, ...]):
         exercise = NOTEBOOK.exercise(name)
         plain_call = replace(call, probe=None)
         result = result_of(outputs)
+        if integers and any(v.dtype.kind not in "iu" for v in result.values()):
+            return integers
         problem = compare_outputs(result, expected_outputs(exercise, plain_call), exercise.rtol, exercise.atol,
                                   call_inputs(exercise, plain_call))
         if problem is None:
@@ -279,7 +287,7 @@ encode = Exercise(
     visible_calls=_visible_encode_calls,
     hidden_calls=_hidden_encode_calls,
     expected=lambda text, merges: np.asarray(O.encode(text, merges)),
-    judge=oracle_judge("encode", ("text", "merges")),
+    judge=oracle_judge("encode", ("text", "merges"), integers="return the token ids as a list of ints."),
     mistakes=(
         Mistake(ENCODE_ORDER, wrong=lambda text, merges: np.asarray(O.encode(text, merges, order="last")),
                 inject=_cell(_ENCODE_SIGNATURE, _ENCODE_BODY.format(
@@ -547,7 +555,11 @@ def judge_gpt(call: Call, outputs) -> str | None:
 
 _GPT_VISIBLE = (12, 8, 2, 2, 16, 3, 8)
 
-GPT_CELL = """class CausalSelfAttention(nn.Module):
+GPT_CELL = """def make_gpt(vocab_size, block_size, n_layer, n_head, n_embd):
+    return GPT(vocab_size, block_size, n_layer, n_head, n_embd)
+
+
+class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd, n_head, block_size):
         super().__init__()
         self.n_head = n_head
@@ -604,9 +616,6 @@ class GPT(nn.Module):
             x = block(x)
         return self.lm_head({final})
 
-
-def make_gpt(vocab_size, block_size, n_layer, n_head, n_embd):
-    return GPT(vocab_size, block_size, n_layer, n_head, n_embd)
 """
 GPT_RIGHT = dict(scale=" / math.sqrt(C // self.n_head)",
                  mask='scores = scores.masked_fill(~self.mask[:T, :T], float("-inf"))',
