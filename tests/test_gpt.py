@@ -444,6 +444,20 @@ def test_train_gpt_judge_rejects_a_lookup_model_and_an_untrained_one():
 GRADED_STEPS = G.GRADED_CONFIG["max_steps"]
 
 
+def test_train_gpt_with_a_summed_loss_fails_its_visible_check():
+    """Issue #23: lm_loss(reduction="sum") gave train_gpt full marks in the notebook (AdamW is
+    almost blind to the scale of the loss); the history of losses now differs from the replay."""
+    nb = nbformat.read(ROOT / "solutions/07_gpt/07_gpt.ipynb", as_version=4)
+    namespace: dict = {}
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in ("imports", "get_batch", "lr_at", "lm_loss", "train_gpt"):
+            exec(cell.source, namespace)
+    calls = G.train_gpt.visible_calls()
+    assert _graded(namespace["train_gpt"], G.train_gpt, calls).passed
+    exec(next(m.inject for m in G.lm_loss.mistakes if m.hint == G.LOSS_SUM), namespace)
+    assert _graded(namespace["train_gpt"], G.train_gpt, calls).hint in (G.TRAIN_LOSSES, G.TRAIN_RECIPE)
+
+
 def test_inputs_left_unchanged_everywhere():
     """Every function of 07 that takes a tensor or a list must hand it back unchanged."""
     def sorted_merges(text, merges):
@@ -608,6 +622,17 @@ def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
     everything = "".join(printed.values())
     assert "MB of Python" in everything and "validation loss of the baselines" in everything
     assert f"{QUICK_STEPS} steps in" in everything and "--- temperature 1.3" in everything
+    assert "your encode gives GPT-2's 22 token ids" in everything and "perplexity" in everything
+
+
+def test_every_assert_of_the_notebook_says_what_went_wrong():
+    """A visible assert that fails must print a message, not an empty AssertionError."""
+    import ast
+
+    nb = nbformat.read(ROOT / "solutions/07_gpt/07_gpt.ipynb", as_version=4)
+    asserts = [node for cell in nb.cells if cell.cell_type == "code"
+               for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Assert)]
+    assert asserts and all(node.msg is not None for node in asserts)
 
 
 # =========================================================================================
