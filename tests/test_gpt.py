@@ -596,6 +596,13 @@ def test_softmax_exercises_have_calls_whose_rows_differ_wildly_in_scale():
     assert min(temperatures) < 1e-2  # logits around +10 divided by it: naive exp() overflows
 
 
+def test_every_exercise_of_07_says_what_it_trusts():
+    for exercise in G.NOTEBOOK.exercises:
+        assert exercise.trust, exercise.name
+        if exercise.judge is not None:
+            assert exercise.trusts, f"{exercise.name} has its own judge and needs its own trusts"
+
+
 def test_notebook_07_catalogues_at_least_15_mistakes():
     assert sum(len(e.mistakes) for e in G.NOTEBOOK.exercises) >= 15
 

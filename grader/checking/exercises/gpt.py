@@ -288,6 +288,8 @@ encode = Exercise(
     hidden_calls=_hidden_encode_calls,
     expected=lambda text, merges: np.asarray(O.encode(text, merges)),
     judge=oracle_judge("encode", ("text", "merges"), integers="return the token ids as a list of ints."),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     mistakes=(
         Mistake(ENCODE_ORDER, wrong=lambda text, merges: np.asarray(O.encode(text, merges, order="last")),
                 inject=_cell(_ENCODE_SIGNATURE, _ENCODE_BODY.format(
@@ -355,6 +357,8 @@ decode = Exercise(
     hidden_calls=_hidden_decode_calls,
     expected=lambda ids, merges: _utf8(O.decode(ids, merges)),
     judge=oracle_judge("decode", ("ids", "merges")),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     mistakes=(
         Mistake(DECODE_PER_TOKEN, wrong=_decode_per_token,
                 inject=_cell("def decode(ids, merges):", """vocab = [bytes([i]) for i in range(256)]
@@ -412,6 +416,8 @@ get_batch = Exercise(
     visible_calls=lambda: [_batch_call(np.random.default_rng(70), 200, 8, 4)],
     hidden_calls=lambda rng: [_batch_call(rng, 1000, 16, 8), _batch_call(rng, 50, 5, 3)],
     judge=judge_batch,
+    trusts=("the returned ids only: compared with the batch that the recipe draws from a generator seeded here; "
+            "the ids sent must come back unchanged."),
     mistakes=(
         Mistake(BATCH_NOT_SHIFTED, inject=_BATCH_CELL.format(generator=", generator=generator", shift="")),
         Mistake(BATCH_GENERATOR, inject=_BATCH_CELL.format(generator="", shift=" + 1")),
@@ -631,6 +637,8 @@ make_gpt = Exercise(
     visible_calls=lambda: [_gpt_call(np.random.default_rng(71), *_GPT_VISIBLE)],
     hidden_calls=lambda rng: [_gpt_call(rng, 37, 12, 1, 4, 24, 2, 10), _gpt_call(rng, 20, 6, 3, 1, 8, 4, 6)],
     judge=judge_gpt,
+    trusts=("the parameters' names and shapes, and the logits of the module with the judge's own weights loaded "
+            "into it by name: compared with the judge's forward pass on those weights (non-finite never agrees)."),
     mistakes=(
         Mistake(GPT_CAUSAL, inject=GPT_CELL.format(**{**GPT_RIGHT, "mask": "pass"})),
         Mistake(GPT_POSITIONS, inject=GPT_CELL.format(**{**GPT_RIGHT, "positions": ""})),
@@ -688,6 +696,8 @@ lm_loss = Exercise(
     hidden_calls=lambda rng: [_loss_call(rng, 4, 9, 30), _loss_call(rng, 3, 4, 11, scales=(1e-3, 800.0, 1.0, 50.0))],
     expected=O.lm_loss,
     judge=oracle_judge("lm_loss", ("logits", "targets")),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     atol=1e-6,
     mistakes=(
         Mistake(LOSS_SUM, wrong=lambda z, t: O.lm_loss(z, t) * np.size(t),
@@ -977,6 +987,8 @@ train_gpt = Exercise(
     visible_calls=lambda: [_replay_call(np.random.default_rng(73))],
     hidden_calls=lambda rng: [_replay_call(rng), _graded_call(rng)],
     judge=judge_train,
+    trusts=("the trained parameters and the loss history: the replay's must equal the judge's own run of the "
+            "recipe; the graded run's parameters are scored by the judge's forward pass on held-out text."),
     mistakes=(
         Mistake(TRAIN_HISTORY, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "history": "[]",
                                                              "record": "history.append(loss.item())"})),
@@ -1137,6 +1149,8 @@ generate = Exercise(
     visible_calls=_visible_gen_calls,
     hidden_calls=_hidden_gen_calls,
     judge=judge_generate,
+    trusts=("the returned ids only: the judge's own model gives the argmax path, the top-k sets and the tokens "
+            "the recipe draws from a seeded generator; idx must come back unchanged."),
     mistakes=(
         Mistake(GEN_NO_SOFTMAX, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "probs": "logits"})),
         Mistake(GEN_TEMPERATURE, inject=_GEN_CELL.format(
