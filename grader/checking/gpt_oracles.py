@@ -9,17 +9,20 @@ model with the functional forward below, never with a module the learner wrote.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 
 import numpy as np
+import regex
 
 # --- byte-level BPE ----------------------------------------------------------------------
 
-# Text is cut into chunks (a word with its leading space, a number, a run of punctuation, a
-# run of white space) before BPE, as in GPT-2: merges never cross a chunk's boundary.
-# Every character belongs to exactly one alternative, so the chunks join back to the text.
-PRETOKENIZE = re.compile(r" ?[A-Za-z_][A-Za-z_0-9]*| ?[0-9]+| ?[^\sA-Za-z_0-9]+|\s+(?!\S)|\s+")
+# Text is cut into chunks before BPE with GPT-2's own pattern (openai/gpt-2, encoder.py; the
+# ``regex`` package, as GPT-2 and tiktoken use it, for \p{L} letters and \p{N} numbers in every
+# script): a contraction ('s 't 're 've 'm 'll 'd), a run of letters or of numbers or of other
+# symbols with at most one leading space, or a run of white space (which leaves its last space
+# to the word after it). Merges never cross a chunk's boundary. Every character belongs to
+# exactly one alternative, so the chunks join back to the text.
+PRETOKENIZE = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
 
 def chunks(text: str) -> list[str]:
@@ -39,31 +42,41 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-def train_bpe(text: str, vocab_size: int, tie: str = "smallest", weighted: bool = True) -> list[tuple[int, int]]:
+def train_bpe(text: str, vocab_size: int, tie: str = "smallest", weighted: bool = True,
+              overlapping: bool = True) -> list[tuple[int, int]]:
     """Merges learned from ``text``: merge i makes token 256 + i from the most frequent adjacent
-    pair (counted within chunks, weighted by how often each chunk occurs); among equally frequent
-    pairs the smallest (a, b) wins. ``tie="largest"`` and ``weighted=False`` (each distinct chunk
-    counted once) are mistakes learners make."""
+    pair (counted within chunks, overlaps included, weighted by how often each chunk occurs);
+    among equally frequent pairs the smallest (a, b) wins. Mistakes learners make: ``tie`` =
+    "largest" or "first" (the first tied pair counted, as ``max(pairs, key=pairs.get)`` picks),
+    ``weighted=False`` (each distinct chunk counted once), ``overlapping=False`` (a pair counted as
+    often as ``merge`` would replace it: "aaa" holds (a, a) once)."""
     words = Counter(chunks(text))
     seqs = [(list(word.encode("utf-8")), count if weighted else 1) for word, count in words.items()]
     merges: list[tuple[int, int]] = []
     for new_id in range(256, vocab_size):
         pairs: Counter = Counter()
         for seq, count in seqs:
-            for pair in zip(seq, seq[1:]):
-                pairs[pair] += count
+            if overlapping:
+                for pair in zip(seq, seq[1:]):
+                    pairs[pair] += count
+            else:
+                for pair in dict.fromkeys(zip(seq, seq[1:])):
+                    pairs[pair] += count * (len(seq) - len(merge_pair(seq, pair, -1)))
         if not pairs:
             break
         top = max(pairs.values())
-        tied = [p for p, c in pairs.items() if c == top]
-        best = min(tied) if tie == "smallest" else max(tied)
+        tied = [p for p, c in pairs.items() if c == top]  # in the order first counted
+        best = {"smallest": min(tied), "largest": max(tied), "first": tied[0]}[tie]
         merges.append(best)
         seqs = [(merge_pair(seq, best, new_id), count) if len(seq) > 1 else (seq, count) for seq, count in seqs]
     return merges
 
 
-def encode(text: str, merges) -> list[int]:
-    """Token ids of ``text``: each chunk's UTF-8 bytes, with the merges applied in the order learned."""
+def encode(text: str, merges, order: str = "rank") -> list[int]:
+    """Token ids of ``text``: each chunk's UTF-8 bytes, with the merges applied in the order
+    learned (the earliest-learned merge present is applied next). Mistakes: ``order="last"``
+    (the latest-learned merge present first), ``order="frequent"`` (the pair that occurs most
+    often in the chunk first, ties by rank)."""
     ranks = {tuple(pair): 256 + i for i, pair in enumerate(merges)}
     ids: list[int] = []
     cache: dict[str, list[int]] = {}
@@ -71,10 +84,16 @@ def encode(text: str, merges) -> list[int]:
         if chunk not in cache:
             seq = list(chunk.encode("utf-8"))
             while len(seq) > 1:
-                # the earliest-learned merge present in this chunk is the next one applied
-                pair = min(zip(seq, seq[1:]), key=lambda p: ranks.get(p, math.inf))
-                if pair not in ranks:
+                present = [p for p in zip(seq, seq[1:]) if p in ranks]
+                if not present:
                     break
+                if order == "rank":
+                    pair = min(present, key=lambda p: ranks[p])
+                elif order == "last":
+                    pair = max(present, key=lambda p: ranks[p])
+                else:
+                    counts = Counter(present)
+                    pair = min(present, key=lambda p: (-counts[p], ranks[p]))
                 seq = merge_pair(seq, pair, ranks[pair])
             cache[chunk] = seq
         ids.extend(cache[chunk])
@@ -140,6 +159,12 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def gelu_erf(x):
+    """GELU in its exact form, x * Phi(x) (``nn.GELU()``'s default): a mistake here."""
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
 def softmax(z, axis=-1):
     z = z - np.max(z, axis=axis, keepdims=True)
     e = np.exp(z)
@@ -147,11 +172,16 @@ def softmax(z, axis=-1):
 
 
 def gpt_forward(params: dict, idx, n_head: int, causal: bool = True, positions: bool = True,
-                scale: bool = True) -> np.ndarray:
+                scale: str = "head", gelu: str = "tanh", masked: str = "-inf", pre_ln: bool = True,
+                final_ln: bool = True, heads: str = "transpose", eps: float = 1e-5) -> np.ndarray:
     """Logits (B, T, vocab) of token ids ``idx`` (B, T), in float64, from the parameters alone.
 
-    ``causal``, ``positions`` and ``scale`` switch off the causal mask, the position embeddings
-    and the 1/sqrt(head_dim) of attention: the mistakes a judge names by reproducing them.
+    The keyword arguments reproduce mistakes a judge names by reproducing them: no causal mask,
+    no position embeddings; attention scores divided by sqrt(C) (``scale="width"``) or by
+    nothing (``"none"``) instead of sqrt(head_dim); the exact GELU (``gelu="erf"``); masked
+    scores set to 0 instead of -inf (``masked="zero"``); post-LN blocks (``pre_ln=False``:
+    x = ln_1(x + attn(x))); no final layer norm; heads cut by a reshape without the transpose
+    (``heads="reshape"``: (B, T, C) read as (B, n_head, T, head_dim)); layer norms without eps.
     """
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     idx = np.asarray(idx)
@@ -159,22 +189,43 @@ def gpt_forward(params: dict, idx, n_head: int, causal: bool = True, positions: 
     x = p["wte.weight"][idx] + (p["wpe.weight"][:T] if positions else 0.0)
     C = x.shape[-1]
     hd = C // n_head
+    divisor = {"head": math.sqrt(hd), "width": math.sqrt(C), "none": 1.0}[scale]
+    activation = gelu_tanh if gelu == "tanh" else gelu_erf
     layers = sorted({int(k.split(".")[1]) for k in p if k.startswith("blocks.")})
     future = np.triu(np.ones((T, T), bool), k=1)
+
+    def split(t):
+        if heads == "transpose":
+            return t.reshape(B, T, n_head, hd).transpose(0, 2, 1, 3)
+        return t.reshape(B, n_head, T, hd)
+
+    def attention(h, q):
+        qkv = h @ p[q + "attn.c_attn.weight"].T + p[q + "attn.c_attn.bias"]
+        Q, K, V = (split(qkv[..., j * C:(j + 1) * C]) for j in range(3))
+        scores = Q @ K.transpose(0, 1, 3, 2) / divisor
+        if causal:
+            scores = np.where(future, -np.inf if masked == "-inf" else 0.0, scores)
+        y = softmax(scores) @ V
+        y = y.transpose(0, 2, 1, 3).reshape(B, T, C) if heads == "transpose" else y.reshape(B, T, C)
+        return y @ p[q + "attn.c_proj.weight"].T + p[q + "attn.c_proj.bias"]
+
+    def mlp(h, q):
+        h = activation(h @ p[q + "mlp.c_fc.weight"].T + p[q + "mlp.c_fc.bias"])
+        return h @ p[q + "mlp.c_proj.weight"].T + p[q + "mlp.c_proj.bias"]
+
+    def norm(h, name):
+        return layer_norm(h, p[name + ".weight"], p[name + ".bias"], eps)
+
     for i in layers:
         q = f"blocks.{i}."
-        h = layer_norm(x, p[q + "ln_1.weight"], p[q + "ln_1.bias"])
-        qkv = h @ p[q + "attn.c_attn.weight"].T + p[q + "attn.c_attn.bias"]
-        Q, K, V = (qkv[..., j * C:(j + 1) * C].reshape(B, T, n_head, hd).transpose(0, 2, 1, 3) for j in range(3))
-        scores = Q @ K.transpose(0, 1, 3, 2) / (math.sqrt(hd) if scale else 1.0)
-        if causal:
-            scores = np.where(future, -np.inf, scores)
-        y = (softmax(scores) @ V).transpose(0, 2, 1, 3).reshape(B, T, C)
-        x = x + y @ p[q + "attn.c_proj.weight"].T + p[q + "attn.c_proj.bias"]
-        h = layer_norm(x, p[q + "ln_2.weight"], p[q + "ln_2.bias"])
-        h = gelu_tanh(h @ p[q + "mlp.c_fc.weight"].T + p[q + "mlp.c_fc.bias"])
-        x = x + h @ p[q + "mlp.c_proj.weight"].T + p[q + "mlp.c_proj.bias"]
-    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"])
+        if pre_ln:
+            x = x + attention(norm(x, q + "ln_1"), q)
+            x = x + mlp(norm(x, q + "ln_2"), q)
+        else:
+            x = norm(x + attention(x, q), q + "ln_1")
+            x = norm(x + mlp(x, q), q + "ln_2")
+    if final_ln:
+        x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"], eps)
     return x @ p["lm_head.weight"].T
 
 
@@ -244,43 +295,58 @@ def get_batch(ids, block_size: int, batch_size: int, seed: int, shift: int = 1):
     return x, y
 
 
-def torch_forward(params: dict, idx, n_head: int):
-    """``gpt_forward`` in PyTorch operations on a dict of tensors, so autograd can train it."""
+# --- the judge's own model, handed to ``generate`` and ``train_gpt`` ----------------------
+#
+# Deliberately not a GPT: the sandbox runs whatever model the judge hands over, so that model
+# must not be a reference answer to ``make_gpt``. It is the smallest causal language model
+# whose last logits depend on the whole context: each position's embedding (token plus
+# position) plus the mean of the embeddings up to it, a final layer norm and an output layer.
+# Past block_size every position reuses the last position's embedding, so a ``generate`` that
+# does not crop its context gets other logits (a wrong answer the judge recognises), not an error.
+
+def context_model_shapes(vocab_size: int, block_size: int, n_embd: int) -> dict[str, tuple[int, ...]]:
+    C = n_embd
+    return {"wte.weight": (vocab_size, C), "wpe.weight": (block_size, C), "ln_f.weight": (C,),
+            "ln_f.bias": (C,), "lm_head.weight": (vocab_size, C)}
+
+
+def init_context_model(rng: np.random.Generator, vocab_size: int, block_size: int, n_embd: int,
+                       dtype=np.float32) -> dict[str, np.ndarray]:
+    """Weights N(0, 0.02), layer-norm gain 1 and bias 0."""
+    params = {}
+    for name, shape in context_model_shapes(vocab_size, block_size, n_embd).items():
+        if name == "ln_f.weight":
+            params[name] = np.ones(shape, dtype)
+        elif name == "ln_f.bias":
+            params[name] = np.zeros(shape, dtype)
+        else:
+            params[name] = (0.02 * rng.standard_normal(shape)).astype(dtype)
+    return params
+
+
+def context_forward(params: dict, idx):
+    """The judge's model in PyTorch operations on a dict of tensors (autograd can train it)."""
     import torch
     import torch.nn.functional as F
 
-    B, T = idx.shape
-    # past the last position, its embedding again (as the model the judge hands to generate)
+    T = idx.shape[1]
     positions = torch.arange(T).clamp(max=params["wpe.weight"].shape[0] - 1)
     x = params["wte.weight"][idx] + params["wpe.weight"][positions]
-    C = x.shape[-1]
-    hd = C // n_head
-    future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-    layers = sorted({int(k.split(".")[1]) for k in params if k.startswith("blocks.")})
-    for i in layers:
-        q = f"blocks.{i}."
-        h = F.layer_norm(x, (C,), params[q + "ln_1.weight"], params[q + "ln_1.bias"], eps=1e-5)
-        qkv = h @ params[q + "attn.c_attn.weight"].T + params[q + "attn.c_attn.bias"]
-        Q, K, V = (qkv[..., j * C:(j + 1) * C].reshape(B, T, n_head, hd).transpose(1, 2) for j in range(3))
-        scores = (Q @ K.transpose(-2, -1) / math.sqrt(hd)).masked_fill(future, float("-inf"))
-        y = (torch.softmax(scores, dim=-1) @ V).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ params[q + "attn.c_proj.weight"].T + params[q + "attn.c_proj.bias"]
-        h = F.layer_norm(x, (C,), params[q + "ln_2.weight"], params[q + "ln_2.bias"], eps=1e-5)
-        h = F.gelu(h @ params[q + "mlp.c_fc.weight"].T + params[q + "mlp.c_fc.bias"], approximate="tanh")
-        x = x + h @ params[q + "mlp.c_proj.weight"].T + params[q + "mlp.c_proj.bias"]
-    x = F.layer_norm(x, (C,), params["ln_f.weight"], params["ln_f.bias"], eps=1e-5)
+    x = x + x.cumsum(dim=1) / torch.arange(1, T + 1, dtype=x.dtype)[:, None]
+    x = F.layer_norm(x, (x.shape[-1],), params["ln_f.weight"], params["ln_f.bias"], eps=1e-5)
     return x @ params["lm_head.weight"].T
 
 
-def _generate(params: dict, n_head: int, block_size: int, idx, max_new_tokens: int, temperature: float = 1.0,
+def _generate(params: dict, block_size: int, idx, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, seed: int | None = None, *, crop: bool = True, softmax: bool = True,
-             temperature_first: bool = True, top_k_ids: bool = True):
+             temperature_first: bool = True, top_k_ids: bool = True, multiply: bool = False):
     """Token ids (B, T + max_new_tokens) sampled as the notebook's recipe samples them: the last
     position's logits of the (cropped) context, divided by ``temperature``, the top k kept,
     softmax, then one ``torch.multinomial`` draw from the generator per step.
 
     The keyword switches reproduce mistakes: no cropping to ``block_size``, sampling from the
-    logits themselves, temperature applied to the probabilities (where normalising undoes it),
+    logits themselves, temperature applied to the probabilities (where normalising undoes it) or
+    multiplying the logits,
     and returning a token's place in the top-k list instead of its id.
     """
     import torch
@@ -291,8 +357,10 @@ def _generate(params: dict, n_head: int, block_size: int, idx, max_new_tokens: i
     with torch.no_grad():
         for _ in range(max_new_tokens):
             context = idx[:, -block_size:] if crop else idx
-            logits = torch_forward(tensors, context, n_head)[:, -1, :]
-            if temperature_first:
+            logits = context_forward(tensors, context)[:, -1, :]
+            if multiply:
+                logits = logits * temperature
+            elif temperature_first:
                 logits = logits / temperature
             if top_k is not None:
                 values, _ = torch.topk(logits, min(top_k, logits.shape[-1]))
@@ -313,9 +381,10 @@ def decay_names(params) -> set[str]:
             if np.ndim(value) >= 2 and not name.startswith(("wte.", "wpe."))}
 
 
-def _train(params: dict, n_head: int, train_ids, config: dict, seed: int, *, decay_all: bool = False,
-          clip: bool = True, schedule: bool = True, zero_grad: bool = True) -> dict[str, np.ndarray]:
-    """The parameters after the notebook's training recipe, computed with ``torch_forward``:
+def _train(params: dict, train_ids, config: dict, seed: int, *, decay_all: bool = False,
+           clip: bool = True, schedule: bool = True, zero_grad: bool = True) -> tuple[dict[str, np.ndarray], list[float]]:
+    """(the parameters after the notebook's training recipe, the loss of every step), computed
+    with ``context_forward`` (the judge's model):
     AdamW (betas 0.9, 0.95, eps 1e-8) with weight decay only on ``decay_names``, ``lr_at`` each
     step, a batch from ``get_batch``'s recipe on the generator, the mean next-token loss, and
     the gradients' global norm clipped to ``grad_clip``. The switches reproduce mistakes."""
@@ -331,6 +400,7 @@ def _train(params: dict, n_head: int, train_ids, config: dict, seed: int, *, dec
     generator = torch.Generator().manual_seed(seed)
     ids = torch.as_tensor(np.asarray(train_ids), dtype=torch.long)
     block, batch, steps = config["block_size"], config["batch_size"], config["max_steps"]
+    losses = []
     for step in range(steps):
         lr = lr_at(step, config["max_lr"], config["warmup_steps"], steps, config["min_lr"]) if schedule \
             else config["max_lr"]
@@ -339,15 +409,16 @@ def _train(params: dict, n_head: int, train_ids, config: dict, seed: int, *, dec
         starts = torch.randint(len(ids) - block, (batch,), generator=generator)
         x = torch.stack([ids[s:s + block] for s in starts])
         y = torch.stack([ids[s + 1:s + 1 + block] for s in starts])
-        logits = torch_forward(tensors, x, n_head)
+        logits = context_forward(tensors, x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        losses.append(loss.item())
         if zero_grad:
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(list(tensors.values()), config["grad_clip"])
         optimizer.step()
-    return {k: t.detach().numpy() for k, t in tensors.items()}
+    return {k: t.detach().numpy() for k, t in tensors.items()}, losses
 
 
 def generate(*args, **kwargs):
@@ -358,7 +429,7 @@ def generate(*args, **kwargs):
 generate.__doc__ = _generate.__doc__
 
 
-def train(*args, **kwargs) -> dict[str, np.ndarray]:
+def train(*args, **kwargs) -> tuple[dict[str, np.ndarray], list[float]]:
     with one_thread():
         return _train(*args, **kwargs)
 

@@ -109,7 +109,7 @@ def build_argument(spec, arrays):
         import torch
         return torch.Generator().manual_seed(spec["seed"])
     if kind == "gpt":
-        return build_gpt({name: np.array(arrays[key]) for name, key in spec["weights"].items()}, spec["n_head"])
+        return build_context_model({name: np.array(arrays[key]) for name, key in spec["weights"].items()})
     if kind == "tensor":
         value = np.array(arrays[spec["key"]])
         if spec["framework"] == "torch":
@@ -204,69 +204,36 @@ def _probe_reseeded(result, args, kwargs, probe_args, again):
     return flat
 
 
-# --- notebook 07: a GPT handed to the learner, and what is read back from theirs ----------
+# --- notebook 07: the judge's model handed to the learner, and what is read back ----------
 
-def build_gpt(weights: dict, n_head: int):
-    """A GPT module with the notebook's parameter names, holding ``weights``: the model that the
-    judge hands to ``generate`` and ``train_gpt`` (so that the right answer is known)."""
-    import math
+def build_context_model(weights: dict):
+    """The judge's own small language model holding ``weights``, handed to ``generate`` and
+    ``train_gpt`` (so that the right answer is known). On purpose not a GPT, so that nothing here
+    answers ``make_gpt``: each position's token and position embeddings plus the mean of those
+    up to it, a final layer norm and an output layer (grader.checking.gpt_oracles.context_forward).
+    """
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
 
-    C = weights["wte.weight"].shape[1]
+    vocab_size, C = weights["wte.weight"].shape
+    block_size = weights["wpe.weight"].shape[0]
 
-    class Attention(nn.Module):
+    class ContextModel(nn.Module):
         def __init__(self):
-            super().__init__()
-            self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-
-        def forward(self, x):
-            B, T, _ = x.shape
-            q, k, v = (t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
-            scores = q @ k.transpose(-2, -1) / math.sqrt(C // n_head)
-            future = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), diagonal=1)
-            y = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
-            return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_fc, self.c_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-
-        def forward(self, x):
-            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(C), Attention(), nn.LayerNorm(C), MLP()
-
-        def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
-            return x + self.mlp(self.ln_2(x))
-
-    class GPT(nn.Module):
-        def __init__(self, vocab_size, block_size, n_layer):
             super().__init__()
             self.block_size = block_size
             self.wte, self.wpe = nn.Embedding(vocab_size, C), nn.Embedding(block_size, C)
-            self.blocks = nn.ModuleList(Block() for _ in range(n_layer))
             self.ln_f, self.lm_head = nn.LayerNorm(C), nn.Linear(C, vocab_size, bias=False)
 
         def forward(self, idx):
-            # Past block_size every position reuses the last position's embedding: a generate that
-            # does not crop its context gets a wrong answer the judge recognises, not an error.
-            positions = torch.arange(idx.shape[1], device=idx.device).clamp(max=self.block_size - 1)
-            x = self.wte(idx) + self.wpe(positions)
-            for block in self.blocks:
-                x = block(x)
+            T = idx.shape[1]
+            # past block_size, the last position's embedding again: an uncropped context is not an error
+            x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device).clamp(max=self.block_size - 1))
+            x = x + x.cumsum(dim=1) / torch.arange(1, T + 1, device=idx.device, dtype=x.dtype)[:, None]
             return self.lm_head(self.ln_f(x))
 
-    n_layer = len({name.split(".")[1] for name in weights if name.startswith("blocks.")})
-    model = GPT(weights["wte.weight"].shape[0], weights["wpe.weight"].shape[0], n_layer)
     dtype = torch.float64 if weights["wte.weight"].dtype == np.float64 else torch.float32
-    model = model.to(dtype)
+    model = ContextModel().to(dtype)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             parameter.copy_(torch.tensor(weights[name]))
@@ -274,18 +241,73 @@ def build_gpt(weights: dict, n_head: int):
 
 
 def _probe_gpt(result, args, kwargs, probe_args, again=None):
-    """A torch module's parameters by name ("param.<name>"), and its logits on probe_args['x']
-    and on probe_args['x_changed'] (the same ids, one position changed)."""
-    model = result[0] if isinstance(result, (tuple, list)) else result
-    if not hasattr(model, "named_parameters"):
-        raise ResultError(f"returned {type(model).__name__}; expected a torch nn.Module")
+    """A torch module, or (module, history), read by name.
+
+    "param.<name>": its parameters as returned. For each set of weights the judge sent
+    (probe_args "weights<j>.<name>"), those weights loaded into the module by name
+    (load_state_dict, strict) and its logits on probe_args "x" (and "x_changed", the same ids
+    with one position changed, for the first set): "output.<j>.x". With a history, the history
+    as "history.train" and "history.val" ("history.malformed" when it is not
+    {"train": [float, ...], "val": [(step, float), ...]}), and the tensor arguments after the call.
+    """
+    history = None
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        result, history = result
+    if not hasattr(result, "named_parameters"):
+        raise ResultError(f"returned {type(result).__name__}; expected a torch nn.Module")
     import torch
-    flat = {f"param.{name}": to_array(p) for name, p in model.named_parameters()}
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        for key in ("x", "x_changed"):
-            if key in probe_args:
-                flat[f"output.{key}"] = to_array(model(torch.tensor(probe_args[key], device=device)))
+    model = result
+    named = dict(model.named_parameters())
+    device = next(iter(named.values())).device if named else "cpu"
+    flat = {f"param.{name}": to_array(p) for name, p in named.items()}
+    draws = sorted({k.split(".", 1)[0] for k in probe_args if k.startswith("weights")})
+    for j, draw in enumerate(draws):
+        weights = {k.split(".", 1)[1]: v for k, v in probe_args.items() if k.startswith(draw + ".")}
+        if set(weights) != set(named):
+            break  # the trusted side names the parameters that are missing or extra
+        state = model.state_dict()
+        for name, value in weights.items():
+            state[name] = torch.tensor(value, dtype=named[name].dtype, device=named[name].device)
+        model.load_state_dict(state, strict=True)
+        with torch.no_grad():
+            for key in ("x", "x_changed") if j == 0 else ("x",):
+                if key in probe_args:
+                    flat[f"output.{j}.{key}"] = to_array(model(torch.tensor(probe_args[key], device=device)))
+    if history is not None or "history" in probe_args:
+        flat.update(_history(history))
+        for name, value in _tensor_arguments(args, kwargs):
+            flat[f"after.{name}"] = to_array(value)
+    return flat
+
+
+def _history(history) -> dict:
+    """A training history {"train": [loss, ...], "val": [(step, loss), ...]} as two arrays."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not (isinstance(history, dict) and set(history) == {"train", "val"}
+            and isinstance(history["train"], list) and all(number(v) for v in history["train"])
+            and isinstance(history["val"], list)
+            and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(number(v) for v in p) for p in history["val"])):
+        return {"history.malformed": np.asarray(1)}
+    return {"history.train": np.asarray(history["train"], np.float64).reshape(-1),
+            "history.val": np.asarray(history["val"], np.float64).reshape(-1, 2)}
+
+
+def _probe_kept(result, args, kwargs, probe_args, again=None):
+    """The result ("result"; a str as its UTF-8 bytes), and every tensor or list argument after
+    the call ("after.<position>"; a list that is not of ints reads as [-1]): the trusted side
+    compares them with what it sent, to see whether the function changed its inputs."""
+    read = _probe_text(result, args, kwargs, probe_args) if isinstance(result, str) else flatten_result(result)
+    flat = {f"result.{k}" if k else "result": v for k, v in read.items()}
+    for name, value in list(enumerate(args)) + list(kwargs.items()):
+        if hasattr(value, "detach"):
+            flat[f"after.{name}"] = to_array(value)
+        elif isinstance(value, list):
+            try:
+                flat[f"after.{name}"] = np.asarray(value, dtype=np.int64)
+            except (TypeError, ValueError, OverflowError):
+                flat[f"after.{name}"] = np.asarray([-1])
     return flat
 
 
@@ -312,6 +334,7 @@ PROBES = {
     "inputs_after": _probe_inputs_after,
     "reseeded": _probe_reseeded,
     "gpt": _probe_gpt,
+    "kept": _probe_kept,
     "text": _probe_text,
     "pairs": _probe_pairs,
 }

@@ -7,27 +7,34 @@ What each exercise trusts (nothing a learner's code computes is believed as such
   answer; they are compared with ``grader.checking.gpt_oracles``, computed here.
 - ``get_batch``: the returned ids are compared with the batch that the notebook's recipe draws
   from a generator seeded here (so "only the given generator" is checked exactly).
-- ``make_gpt``: only the module's parameters (names and shapes read, then values) are trusted;
-  the judge runs its own forward pass on them and checks that the module's own logits equal it,
-  and that changing one token changes no logit before it.
-- ``train_gpt``: the judge hands the learner a GPT (its own initial weights) and reads back only
-  the trained parameters, with the names and shapes it sent. A short float64 run must equal the
-  judge's own replay of the recipe; a longer run is scored by the judge's own forward pass on
-  held-out text that never enters the sandbox (see ``held_out_text``).
+- ``make_gpt``: the judge draws two sets of weights (GPT-2's start-up scale, and large ones where
+  every approximation shows), the harness loads each into the learner's module by name
+  (``load_state_dict``, strict) and returns its logits; the judge compares them with its own
+  forward pass on the same weights, names the catalogued variant that reproduces them, and
+  checks that changing one token changes no logit before it. Non-finite logits never agree.
+- ``train_gpt``: the judge hands the learner a small model of its own (not a GPT: nothing in
+  the sandbox answers ``make_gpt``) and reads back only the trained parameters, with the names
+  and shapes it sent, and the loss history. A short float64 run must equal the judge's own
+  replay of the recipe, losses included; a longer run is scored by the judge's own forward pass
+  on held-out text that never enters the sandbox, at windows chosen by a seed that stays here.
 - ``generate``: the judge hands over its own model, so it knows the argmax path, the top-k set
   at every step and the tokens that the recipe draws from a seeded generator.
+- Every function that takes a tensor or a list must hand it back unchanged (the "kept" probe
+  and the "gpt" probe return the arguments after the call).
 
 Nothing here imports PyTorch at import time; the references that draw from a
 ``torch.Generator`` import it when they run (in the trusted process, never the learner's code).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from grader.checking import gpt_oracles as O
+from grader.checking.judge import call_inputs, compare_outputs, expected_outputs, recognise_mistake
 from grader.checking.spec import (
     Call,
     Exercise,
@@ -62,6 +69,64 @@ def _unicode_noise(rng: np.random.Generator, n: int) -> str:
     return "".join(pool[i] for i in rng.integers(0, len(pool), n))
 
 
+# --- every function leaves its inputs unchanged ----------------------------------------------
+#
+# Calls with the "kept" probe return the result under "result" and every tensor or list
+# argument after the call under "after.<position>"; the judge compares those with what it sent.
+
+def _sent(value) -> np.ndarray | None:
+    if isinstance(value, Tensor):
+        return np.asarray(value.value)
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.int64)
+    return None
+
+
+def changed_argument(call: Call, outputs, names: tuple[str, ...]) -> str | None:
+    """The name of the first tensor or list argument that the call changed, or None."""
+    for position, value in enumerate(call.args):
+        sent = _sent(value)
+        if sent is None:
+            continue
+        after = outputs.get(f"after.{position}")
+        if after is None or after.shape != sent.shape or not np.array_equal(after, sent):
+            return names[position]
+    return None
+
+
+def keep_hint(argument: str) -> str:
+    return (f"the function changed its argument `{argument}`: leave its inputs unchanged "
+            "(work on a copy; the caller uses them again).")
+
+
+def result_of(outputs) -> dict:
+    """The outputs under "result", as the exercise's judge would read them without the probe."""
+    return {k[len("result."):] if k.startswith("result.") else "": v for k, v in outputs.items()
+            if k == "result" or k.startswith("result.")}
+
+
+def oracle_judge(name: str, arguments: tuple[str, ...], integers: str = ""):
+    """A judge for an exercise compared with its oracle whose calls carry the "kept" probe: the
+    inputs must come back unchanged, then the result is judged as usual (catalogued mistakes
+    first, then where the values differ). ``integers``: the hint when the result must be ints
+    and is not."""
+    def judge(call: Call, outputs) -> str | None:
+        changed = changed_argument(call, outputs, arguments)
+        if changed:
+            return keep_hint(changed)
+        exercise = NOTEBOOK.exercise(name)
+        plain_call = replace(call, probe=None)
+        result = result_of(outputs)
+        if integers and any(v.dtype.kind not in "iu" for v in result.values()):
+            return integers
+        problem = compare_outputs(result, expected_outputs(exercise, plain_call), exercise.rtol, exercise.atol,
+                                  call_inputs(exercise, plain_call))
+        if problem is None:
+            return None
+        return recognise_mistake(exercise, plain_call, result) or problem.text
+    return judge
+
+
 # --- train_bpe ---------------------------------------------------------------------------
 
 BPE_TEXT = ("low lower lowest newer newest wider widest " * 3
@@ -71,6 +136,10 @@ BPE_TIES = ("among pairs with the same count, merge the smallest pair (a, b): "
             "min(tied pairs), not max (the notebook's tie rule makes the merges exact).")
 BPE_ACROSS_CHUNKS = ("count pairs inside each chunk of PRETOKENIZE.findall(text) only: a merge never "
                      "joins the end of one chunk to the start of the next.")
+BPE_FIRST_SEEN = ("among pairs with the same count, merge the smallest pair (a, b): min(tied pairs), not the "
+                  "first one counted (max(pairs, key=pairs.get) and Counter.most_common pick the first).")
+BPE_OVERLAPS = ("count every adjacent pair, overlaps included: \"aaa\" holds the pair (a, a) twice; count the "
+                "pairs of zip(seq, seq[1:]), not how often merge() would replace a pair.")
 BPE_UNWEIGHTED = ("count each pair as many times as its chunk occurs in the text (weight the pairs of a "
                   "chunk by the chunk's count), not once per distinct chunk.")
 
@@ -129,6 +198,15 @@ train_bpe = Exercise(
         Mistake(BPE_TIES, wrong=lambda text, v: _pairs(O.train_bpe(text, v, tie="largest")),
                 inject=_cell(_BPE_SIGNATURE, _BPE_BODY.format(
                     counts="list(words.values())", best="max(pairs, key=lambda pair: (pairs[pair], pair))"))),
+        Mistake(BPE_FIRST_SEEN, wrong=lambda text, v: _pairs(O.train_bpe(text, v, tie="first")),
+                inject=_cell(_BPE_SIGNATURE, _BPE_BODY.format(
+                    counts="list(words.values())", best="max(pairs, key=pairs.get)"))),
+        Mistake(BPE_OVERLAPS, wrong=lambda text, v: _pairs(O.train_bpe(text, v, overlapping=False)),
+                inject=_cell(_BPE_SIGNATURE, _BPE_BODY.format(
+                    counts="list(words.values())", best="min(pairs, key=lambda pair: (-pairs[pair], pair))").replace(
+                    """        for pair in zip(seq, seq[1:]):
+            pairs[pair] += count""", """        for pair in set(zip(seq, seq[1:])):
+            pairs[pair] += count * (len(seq) - len(merge(seq, pair, -1)))"""))),
         Mistake(BPE_ACROSS_CHUNKS, wrong=_bpe_unchunked,
                 inject=_cell(_BPE_SIGNATURE, _BPE_BODY.format(
                     counts="[1]", best="min(pairs, key=lambda pair: (-pairs[pair], pair))").replace(
@@ -143,6 +221,8 @@ train_bpe = Exercise(
 
 ENCODE_CODE_POINTS = ("start from the UTF-8 bytes of each chunk, list(chunk.encode('utf-8')), not from "
                       "ord() of its characters: ids 0-255 are bytes, and '中' is three of them.")
+ENCODE_ORDER = ("apply the merges in the order they were learned: in each chunk, merge next the pair present with "
+                "the smallest rank (the earliest-learned merge), not the most frequent pair or the latest merge.")
 ENCODE_ACROSS_CHUNKS = ("encode each chunk of PRETOKENIZE.findall(text) on its own: merges were learned "
                         "inside chunks and must not join two chunks.")
 
@@ -153,7 +233,7 @@ def _merges_for(text: str, vocab_size: int) -> tuple:
 
 
 def _encode_call(text, merges):
-    return Call((text, [tuple(int(i) for i in pair) for pair in merges]))
+    return Call((text, [tuple(int(i) for i in pair) for pair in merges]), probe="kept")
 
 
 def _apply_merges(seq, merges):
@@ -175,9 +255,12 @@ def _encode_unchunked(text, merges):
 
 
 def _visible_encode_calls():
-    # identifiers like "a2b" teach the merge (2, b); in " 2b" the 2 and the b are two chunks
-    merges = _merges_for(BPE_TEXT + CHINESE_AND_EMOJI * 4 + " a2b c2b d2b e2b f2b g2b h2b" * 8, 300)
-    return [_encode_call("the lowest newer " + CHINESE_AND_EMOJI + " low.lower = 2b + k2b", merges)]
+    # Trailing spaces before blank lines teach the merges ("\n", "\n") and then (" ", "\n\n")
+    # inside white-space chunks; in "x \n\nreturn" the run " \n\n" is two chunks, " \n" and "\n"
+    # (a run of white space keeps its last character apart), so merging across chunks shows. "aaaa" and "ab" make the order
+    # of the merges matter (the most frequent, the earliest and the latest merge disagree).
+    merges = _merges_for(BPE_TEXT + CHINESE_AND_EMOJI * 4 + " aaaa ab aab" * 3 + " abab" * 5 + " ok \n\n ok" * 20, 300)
+    return [_encode_call("the lowest newer " + CHINESE_AND_EMOJI + " low.lower  aaaab ababab x \n\nreturn", merges)]
 
 
 def _hidden_encode_calls(rng):
@@ -204,7 +287,21 @@ encode = Exercise(
     visible_calls=_visible_encode_calls,
     hidden_calls=_hidden_encode_calls,
     expected=lambda text, merges: np.asarray(O.encode(text, merges)),
+    judge=oracle_judge("encode", ("text", "merges"), integers="return the token ids as a list of ints."),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     mistakes=(
+        Mistake(ENCODE_ORDER, wrong=lambda text, merges: np.asarray(O.encode(text, merges, order="last")),
+                inject=_cell(_ENCODE_SIGNATURE, _ENCODE_BODY.format(
+                    chunks="PRETOKENIZE.findall(text)", start="list(chunk.encode('utf-8'))").replace(
+                    "key=lambda p: rank.get(p, len(rank)))", "key=lambda p: rank.get(p, -1))").replace(
+                    "pair = min(", "pair = max("))),
+        Mistake(ENCODE_ORDER, wrong=lambda text, merges: np.asarray(O.encode(text, merges, order="frequent")),
+                inject=_cell(_ENCODE_SIGNATURE, _ENCODE_BODY.format(
+                    chunks="PRETOKENIZE.findall(text)", start="list(chunk.encode('utf-8'))").replace(
+                    "pair = min(zip(seq, seq[1:]), key=lambda p: rank.get(p, len(rank)))",
+                    "stats = Counter(zip(seq, seq[1:]))\n        pair = min(stats, key=lambda p: (-stats[p] if p in rank else 0, "
+                    "rank.get(p, len(rank))))"))),
         Mistake(ENCODE_CODE_POINTS, wrong=_encode_code_points,
                 inject=_cell(_ENCODE_SIGNATURE, _ENCODE_BODY.format(chunks="PRETOKENIZE.findall(text)",
                                                                     start="[ord(c) for c in chunk]"))),
@@ -237,7 +334,7 @@ def _split_char_merges():
 
 
 def _decode_call(ids, merges):
-    return Call(([int(i) for i in ids], [tuple(int(i) for i in p) for p in merges]), probe="text")
+    return Call(([int(i) for i in ids], [tuple(int(i) for i in p) for p in merges]), probe="kept")
 
 
 def _visible_decode_calls():
@@ -259,6 +356,9 @@ decode = Exercise(
     visible_calls=_visible_decode_calls,
     hidden_calls=_hidden_decode_calls,
     expected=lambda ids, merges: _utf8(O.decode(ids, merges)),
+    judge=oracle_judge("decode", ("ids", "merges")),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     mistakes=(
         Mistake(DECODE_PER_TOKEN, wrong=_decode_per_token,
                 inject=_cell("def decode(ids, merges):", """vocab = [bytes([i]) for i in range(256)]
@@ -280,10 +380,13 @@ BATCH_SHAPE = "return (x, y), two int64 tensors of shape (batch_size, block_size
 
 def _batch_call(rng, n, block, batch):
     ids = rng.integers(0, 500, n).astype(np.int64)
-    return Call((Tensor("torch", ids), block, batch, TorchGenerator(int(rng.integers(0, 1 << 30)))))
+    return Call((Tensor("torch", ids), block, batch, TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="kept")
 
 
 def judge_batch(call: Call, outputs) -> str | None:
+    if changed_argument(call, outputs, ("ids", "block_size", "batch_size", "generator")):
+        return keep_hint("ids")
+    outputs = result_of(outputs)
     ids, block, batch, generator = call.args
     ids = ids.value
     x, y = outputs.get("0"), outputs.get("1")
@@ -313,6 +416,8 @@ get_batch = Exercise(
     visible_calls=lambda: [_batch_call(np.random.default_rng(70), 200, 8, 4)],
     hidden_calls=lambda rng: [_batch_call(rng, 1000, 16, 8), _batch_call(rng, 50, 5, 3)],
     judge=judge_batch,
+    trusts=("the returned ids only: compared with the batch that the recipe draws from a generator seeded here; "
+            "the ids sent must come back unchanged."),
     mistakes=(
         Mistake(BATCH_NOT_SHIFTED, inject=_BATCH_CELL.format(generator=", generator=generator", shift="")),
         Mistake(BATCH_GENERATOR, inject=_BATCH_CELL.format(generator="", shift=" + 1")),
@@ -326,9 +431,31 @@ GPT_CAUSAL = ("the model reads the future: mask the attention scores above the d
 GPT_POSITIONS = ("add the position embeddings: x = wte(idx) + wpe(torch.arange(T)); without them attention "
                  "cannot tell the order of the tokens.")
 GPT_SCALE = "divide the attention scores q @ k.T by sqrt(head_dim) before the softmax."
+GPT_SCALE_WIDTH = ("divide the attention scores by sqrt(head_dim), head_dim = n_embd // n_head (the length of "
+                   "one head's queries and keys), not by sqrt(n_embd).")
+GPT_MASK_ZERO = ("set the masked scores to -inf, not 0: softmax turns a score of 0 into a weight exp(0) > 0, so the "
+                 "future is still read; scores.masked_fill(~mask, float(\"-inf\")).")
+GPT_GELU = ("use GELU in its tanh form, F.gelu(x, approximate=\"tanh\") (GPT-2's), not the exact form that "
+            "F.gelu(x) and nn.GELU() compute by default.")
+GPT_POST_LN = ("use pre-LN blocks: x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x)); the layer norm goes on each "
+               "sub-layer's input, not on the sum (x = ln_1(x + attn(x)) is post-LN).")
+GPT_NO_LN_F = "apply the final layer norm before the output layer: logits = lm_head(ln_f(x))."
+GPT_HEADS = ("split the heads with .view(B, T, n_head, head_dim).transpose(1, 2), and join them with "
+             ".transpose(1, 2).reshape(B, T, C): reshaping (B, T, C) straight to (B, n_head, T, head_dim) mixes "
+             "positions into the heads.")
+GPT_EPS = ("keep the layer norms' eps inside the square root, (x - mean) / sqrt(var + eps) with eps = 1e-5 "
+           "(nn.LayerNorm's default): it matters when the features barely vary, as at the start of training.")
 GPT_NOT_CAUSAL = "changing token t changed a logit at a position before t: the model must be causal."
-GPT_OUTPUT = ("the module's logits are not those of the notebook's GPT computed from its own parameters: "
-              "check the order pre-LN block x + attn(ln_1(x)), x + mlp(ln_2(x)), GELU (tanh), ln_f, lm_head.")
+GPT_OUTPUT = ("with the grader's weights loaded into it by name, the module's logits are not those of the "
+              "notebook's GPT: check the order pre-LN block x + attn(ln_1(x)), x + mlp(ln_2(x)), GELU (tanh), "
+              "ln_f, lm_head, and that forward uses the parameters it registers.")
+
+# Each catalogued variant of the forward pass, tried on every set of weights: the first that
+# reproduces the learner's logits on all of them names the mistake (None: the notebook's GPT).
+GPT_VARIANTS: tuple[tuple[str | None, dict], ...] = ((None, {}), (GPT_CAUSAL, {"causal": False}), (GPT_POSITIONS, {"positions": False}),
+                (GPT_SCALE, {"scale": "none"}), (GPT_SCALE_WIDTH, {"scale": "width"}),
+                (GPT_MASK_ZERO, {"masked": "zero"}), (GPT_GELU, {"gelu": "erf"}), (GPT_POST_LN, {"pre_ln": False}),
+                (GPT_NO_LN_F, {"final_ln": False}), (GPT_HEADS, {"heads": "reshape"}), (GPT_EPS, {"eps": 0.0}))
 
 
 def parameters_problem(outputs, vocab_size, block_size, n_layer, n_embd) -> str | None:
@@ -350,13 +477,58 @@ def _gpt_params(outputs) -> dict:
     return {k[len("param."):]: v for k, v in outputs.items() if k.startswith("param.")}
 
 
+def gpt_weight_draws(rng: np.random.Generator, vocab, block, n_layer, n_embd) -> list[dict[str, np.ndarray]]:
+    """The sets of weights the judge loads into the learner's module.
+
+    The first is GPT-2's start-up scale (weights N(0, 0.02)) with gains and biases drawn around
+    1 and 0: the residual stream barely varies there, so a layer norm without eps shows. The
+    second is large: every pre-activation reaches a few units, where the two forms of GELU, the
+    scale of the scores and every other approximation show (at start-up they differ by < 1e-4).
+    """
+    draws = []
+    for large in (False, True):
+        w = {}
+        for name, shape in O.gpt_shapes(vocab, block, n_layer, n_embd).items():
+            if ".ln_" in name or name.startswith("ln_"):
+                w[name] = (1.0 if name.endswith("weight") else 0.0) + 0.3 * rng.standard_normal(shape)
+            elif name.endswith(".bias"):
+                w[name] = (0.5 if large else 0.01) * rng.standard_normal(shape)
+            elif name.startswith(("wte.", "wpe.")):
+                w[name] = (1.0 if large else 0.02) * rng.standard_normal(shape)
+            else:  # the MLP's output weighs most: its GELU is the smallest difference to show
+                gain = {"mlp.c_proj.weight": 8.0, "mlp.c_fc.weight": 3.0}.get(name.split(".", 2)[-1], 2.0)
+                w[name] = (gain / np.sqrt(shape[1]) if large else 0.02) * rng.standard_normal(shape)
+        draws.append(w)
+    return draws
+
+
 def _gpt_call(rng, vocab, block, n_layer, n_head, n_embd, batch, T):
     x = rng.integers(0, vocab, (batch, T)).astype(np.int64)
     changed = x.copy()
     t = T // 2
     changed[:, t] = (x[:, t] + 1 + rng.integers(0, vocab - 1, batch)) % vocab
-    return Call((vocab, block, n_layer, n_head, n_embd), probe="gpt",
-                probe_args={"x": x, "x_changed": changed, "changed_at": np.asarray(t)})
+    probe_args = {"x": x, "x_changed": changed}
+    for j, draw in enumerate(gpt_weight_draws(rng, vocab, block, n_layer, n_embd)):
+        probe_args.update({f"weights{j}.{name}": value.astype(np.float32) for name, value in draw.items()})
+    return Call((vocab, block, n_layer, n_head, n_embd), probe="gpt", probe_args=probe_args,
+                held_out={"changed_at": np.asarray(t)})
+
+
+def _draws_of(call: Call) -> list[dict[str, np.ndarray]]:
+    draws: dict[int, dict] = {}
+    for key, value in call.probe_args.items():
+        if key.startswith("weights"):
+            j, name = key[len("weights"):].split(".", 1)
+            draws.setdefault(int(j), {})[name] = value
+    return [draws[j] for j in sorted(draws)]
+
+
+def agrees(got, want) -> bool:
+    """The learner's float32 logits equal the judge's float64 ones; non-finite never agrees."""
+    got = np.asarray(got, np.float64)
+    if got.shape != want.shape or not np.all(np.isfinite(got)) or not np.all(np.isfinite(want)):
+        return False
+    return bool(np.allclose(got, want, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(want).max()))))
 
 
 def judge_gpt(call: Call, outputs) -> str | None:
@@ -364,33 +536,36 @@ def judge_gpt(call: Call, outputs) -> str | None:
     problem = parameters_problem(outputs, vocab, block, n_layer, n_embd)
     if problem:
         return problem
-    params = _gpt_params(outputs)
-    x, changed, t = call.probe_args["x"], call.probe_args["x_changed"], int(call.probe_args["changed_at"])
-    got, got_changed = outputs.get("output.x"), outputs.get("output.x_changed")
-    if got is None or got_changed is None or got.shape != (*x.shape, vocab) or got_changed.shape != got.shape:
+    x, changed = call.probe_args["x"], call.probe_args["x_changed"]
+    draws = _draws_of(call)
+    got = [outputs.get(f"output.{j}.x") for j in range(len(draws))]
+    got_changed = outputs.get("output.0.x_changed")
+    if any(g is None or g.shape != (*x.shape, vocab) for g in got) or got_changed is None \
+            or got_changed.shape != got[0].shape:
         return f"the module must map ids (B, T) to logits (B, T, vocab_size) = {(*x.shape, vocab)}."
     with np.errstate(all="ignore"):
-        got = got.astype(np.float64)
-        for hint, kwargs in ((None, {}), (GPT_CAUSAL, {"causal": False}), (GPT_POSITIONS, {"positions": False}),
-                             (GPT_SCALE, {"scale": False})):
-            want = O.gpt_forward(params, x, n_head, **kwargs)
-            if np.allclose(got, want, rtol=1e-4, atol=1e-5):
+        for hint, variant in GPT_VARIANTS:
+            if all(agrees(g, O.gpt_forward(w, x, n_head, **variant)) for g, w in zip(got, draws)):
                 break
         else:
             return GPT_OUTPUT
-    if hint:
-        return hint
-    if not np.allclose(got_changed[:, :t], got[:, :t], rtol=1e-5, atol=1e-6):
-        return GPT_NOT_CAUSAL
-    with np.errstate(all="ignore"):
-        if not np.allclose(got_changed, O.gpt_forward(params, changed, n_head), rtol=1e-4, atol=1e-5):
+        if hint:
+            return hint
+        t = int(call.held_out["changed_at"])
+        if not np.allclose(got_changed[:, :t], got[0][:, :t], rtol=1e-5, atol=1e-6):
+            return GPT_NOT_CAUSAL
+        if not agrees(got_changed, O.gpt_forward(draws[0], changed, n_head)):
             return GPT_OUTPUT
     return None
 
 
 _GPT_VISIBLE = (12, 8, 2, 2, 16, 3, 8)
 
-GPT_CELL = """class CausalSelfAttention(nn.Module):
+GPT_CELL = """def make_gpt(vocab_size, block_size, n_layer, n_head, n_embd):
+    return GPT(vocab_size, block_size, n_layer, n_head, n_embd)
+
+
+class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd, n_head, block_size):
         super().__init__()
         self.n_head = n_head
@@ -401,11 +576,11 @@ GPT_CELL = """class CausalSelfAttention(nn.Module):
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        {split}
         scores = q @ k.transpose(-2, -1){scale}
         {mask}
         y = F.softmax(scores, dim=-1) @ v
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.c_proj({join})
 
 
 class MLP(nn.Module):
@@ -415,20 +590,19 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * n_embd, n_embd)
 
     def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+        return self.c_proj({gelu})
 
 
 class Block(nn.Module):
     def __init__(self, n_embd, n_head, block_size):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd)
+        self.ln_1 = nn.LayerNorm(n_embd{eps})
         self.attn = CausalSelfAttention(n_embd, n_head, block_size)
-        self.ln_2 = nn.LayerNorm(n_embd)
+        self.ln_2 = nn.LayerNorm(n_embd{eps})
         self.mlp = MLP(n_embd)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        {block}
 
 
 class GPT(nn.Module):
@@ -438,7 +612,7 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.blocks = nn.ModuleList([Block(n_embd, n_head, block_size) for _ in range(n_layer)])
-        self.ln_f = nn.LayerNorm(n_embd)
+        self.ln_f = nn.LayerNorm(n_embd{eps})
         self.lm_head = nn.Linear(n_embd, vocab_size, bias={bias})
 
     def forward(self, idx):
@@ -446,15 +620,16 @@ class GPT(nn.Module):
         x = self.wte(idx){positions}
         for block in self.blocks:
             x = block(x)
-        return self.lm_head(self.ln_f(x))
+        return self.lm_head({final})
 
-
-def make_gpt(vocab_size, block_size, n_layer, n_head, n_embd):
-    return GPT(vocab_size, block_size, n_layer, n_head, n_embd)
 """
 GPT_RIGHT = dict(scale=" / math.sqrt(C // self.n_head)",
                  mask='scores = scores.masked_fill(~self.mask[:T, :T], float("-inf"))',
-                 bias="False", positions=" + self.wpe(torch.arange(T, device=idx.device))")
+                 bias="False", positions=" + self.wpe(torch.arange(T, device=idx.device))",
+                 split="q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))",
+                 join="y.transpose(1, 2).reshape(B, T, C)", gelu='F.gelu(self.c_fc(x), approximate="tanh")',
+                 eps="", block="x = x + self.attn(self.ln_1(x))\n        return x + self.mlp(self.ln_2(x))",
+                 final="self.ln_f(x)")
 
 
 make_gpt = Exercise(
@@ -462,10 +637,21 @@ make_gpt = Exercise(
     visible_calls=lambda: [_gpt_call(np.random.default_rng(71), *_GPT_VISIBLE)],
     hidden_calls=lambda rng: [_gpt_call(rng, 37, 12, 1, 4, 24, 2, 10), _gpt_call(rng, 20, 6, 3, 1, 8, 4, 6)],
     judge=judge_gpt,
+    trusts=("the parameters' names and shapes, and the logits of the module with the judge's own weights loaded "
+            "into it by name: compared with the judge's forward pass on those weights (non-finite never agrees)."),
     mistakes=(
         Mistake(GPT_CAUSAL, inject=GPT_CELL.format(**{**GPT_RIGHT, "mask": "pass"})),
         Mistake(GPT_POSITIONS, inject=GPT_CELL.format(**{**GPT_RIGHT, "positions": ""})),
         Mistake(GPT_SCALE, inject=GPT_CELL.format(**{**GPT_RIGHT, "scale": ""})),
+        Mistake(GPT_SCALE_WIDTH, inject=GPT_CELL.format(**{**GPT_RIGHT, "scale": " / math.sqrt(C)"})),
+        Mistake(GPT_MASK_ZERO, inject=GPT_CELL.format(**{**GPT_RIGHT, "mask": "scores = scores.masked_fill(~self.mask[:T, :T], 0.0)"})),
+        Mistake(GPT_GELU, inject=GPT_CELL.format(**{**GPT_RIGHT, "gelu": "nn.GELU()(self.c_fc(x))"})),
+        Mistake(GPT_POST_LN, inject=GPT_CELL.format(**{**GPT_RIGHT, "block": (
+            "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))")})),
+        Mistake(GPT_NO_LN_F, inject=GPT_CELL.format(**{**GPT_RIGHT, "final": "x"})),
+        Mistake(GPT_HEADS, inject=GPT_CELL.format(**{**GPT_RIGHT, "split": (
+            "q, k, v = (t.reshape(B, self.n_head, T, C // self.n_head) for t in (q, k, v))"), "join": "y.reshape(B, T, C)"})),
+        Mistake(GPT_EPS, inject=GPT_CELL.format(**{**GPT_RIGHT, "eps": ", eps=0.0"})),
         Mistake("the parameters must have the notebook's names and shapes (named_parameters()): "
                 "unexpected lm_head.bias.", inject=GPT_CELL.format(**{**GPT_RIGHT, "bias": "True"})),
     ),
@@ -477,6 +663,8 @@ LOSS_AXIS = ("average the loss over every position of every sequence (B * T term
              "only: flatten logits to (B*T, vocab) and targets to (B*T,).")
 LOSS_ROW_MAX = ("subtract each row's maximum logit before exponentiating (log-sum-exp), or use "
                 "F.cross_entropy: a row of large logits overflows exp() to inf.")
+LOSS_SUM = ("return the mean loss over the B * T positions, not their sum: F.cross_entropy's default "
+            "reduction=\"mean\" (a sum grows with the batch and the context, and so would the steps).")
 LOSS_PROBABILITIES = ("cross-entropy takes the logits themselves: F.cross_entropy applies log-softmax; do not "
                       "apply softmax first.")
 
@@ -492,7 +680,7 @@ def _loss_call(rng, B, T, V, scales=(1.0,)):
     logits = rng.standard_normal((B, T, V))
     logits *= np.resize(np.asarray(scales, np.float64), B * T).reshape(B, T, 1)
     targets = rng.integers(0, V, (B, T)).astype(np.int64)
-    return Call((Tensor("torch", logits), Tensor("torch", targets)))
+    return Call((Tensor("torch", logits), Tensor("torch", targets)), probe="kept")
 
 
 def _softmax_np(z):
@@ -507,8 +695,14 @@ lm_loss = Exercise(
     visible_calls=lambda: [_loss_call(np.random.default_rng(72), 2, 5, 7, scales=(1000.0, 0.01, 3.0))],
     hidden_calls=lambda rng: [_loss_call(rng, 4, 9, 30), _loss_call(rng, 3, 4, 11, scales=(1e-3, 800.0, 1.0, 50.0))],
     expected=O.lm_loss,
+    judge=oracle_judge("lm_loss", ("logits", "targets")),
+    trusts=("the returned arrays only: compared with the oracle's answer, computed here from the inputs sent, "
+            "which must come back unchanged."),
     atol=1e-6,
     mistakes=(
+        Mistake(LOSS_SUM, wrong=lambda z, t: O.lm_loss(z, t) * np.size(t),
+                inject=_cell(_LOSS_SIGNATURE, """return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                       reduction="sum")""")),
         Mistake(LOSS_AXIS, wrong=lambda z, t: O.lm_loss(z, t) * np.shape(t)[1],
                 inject=_cell(_LOSS_SIGNATURE, """B, T, V = logits.shape
 losses = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none").view(B, T)
@@ -526,6 +720,10 @@ return F.cross_entropy(probs.reshape(-1, probs.shape[-1]), targets.reshape(-1))"
 
 LR_NO_WARMUP = ("start with a linear warm-up: for step < warmup_steps the rate is max_lr * (step + 1) / "
                 "warmup_steps, then the cosine decay begins.")
+LR_WARMUP_FROM_ZERO = ("the warm-up is max_lr * (step + 1) / warmup_steps: step 0 already trains (at max_lr / "
+                       "warmup_steps), and the last warm-up step reaches max_lr; step / warmup_steps gives 0 at step 0.")
+LR_PROGRESS = ("the cosine starts when the warm-up ends: progress = (step - warmup_steps) / (total_steps - "
+               "warmup_steps), which goes from 0 at the end of the warm-up to 1 at total_steps, not step / total_steps.")
 LR_PAST_MIN = ("after total_steps the rate stays at min_lr: the cosine must not continue past the end of "
                "the schedule (where it would climb back towards max_lr).")
 LR_TO_ZERO = ("the cosine goes from max_lr down to min_lr, not to 0: min_lr + 0.5 * (1 + cos(pi * "
@@ -538,8 +736,27 @@ def _cosine(step, max_lr, warmup, total, min_lr, floor=True):
         0.5 * (1 + np.cos(np.pi * progress)) * max_lr
 
 
+def _only_in_warmup(step, warmup):
+    """A mistake of the warm-up is told apart only on warm-up steps: after them, another mistake
+    (of the cosine) can give the same value, and its own hint must win there."""
+    if step >= warmup:
+        raise ValueError("not a warm-up step")
+
+
 def _lr_no_warmup(step, max_lr, warmup, total, min_lr):
-    return O.lr_at(step, max_lr, 0, total, min_lr) if step < total else min_lr
+    _only_in_warmup(step, warmup)
+    return O.lr_at(step, max_lr, 0, total, min_lr)
+
+
+def _lr_warmup_from_zero(step, max_lr, warmup, total, min_lr):
+    _only_in_warmup(step, warmup)
+    return max_lr * step / warmup
+
+
+def _lr_progress(step, max_lr, warmup, total, min_lr):
+    if step < warmup or step >= total:
+        raise ValueError("not a cosine step")
+    return min_lr + 0.5 * (1 + np.cos(np.pi * step / total)) * (max_lr - min_lr)
 
 
 def _lr_past_min(step, max_lr, warmup, total, min_lr):
@@ -578,6 +795,11 @@ lr_at = Exercise(
                 inject=_LR_CELL.replace("if step < warmup_steps:\n        return {warm}\n    ", "").format(
                     **_LR_RIGHT).replace("(step - warmup_steps) / max(1, total_steps - warmup_steps)",
                                          "step / total_steps")),
+        Mistake(LR_WARMUP_FROM_ZERO, wrong=_lr_warmup_from_zero,
+                inject=_LR_CELL.format(**{**_LR_RIGHT, "warm": "max_lr * step / warmup_steps"})),
+        Mistake(LR_PROGRESS, wrong=_lr_progress,
+                inject=_LR_CELL.format(**_LR_RIGHT).replace(
+                    "(step - warmup_steps) / max(1, total_steps - warmup_steps)", "step / total_steps")),
         Mistake(LR_PAST_MIN, wrong=_lr_past_min,
                 inject=_LR_CELL.replace("    if step >= total_steps:\n        return {after}\n", "").format(**_LR_RIGHT)),
         Mistake(LR_TO_ZERO, wrong=_lr_to_zero,
@@ -605,17 +827,24 @@ TRAIN_RECIPE = ("the trained parameters differ from the notebook's recipe: AdamW
                 "one get_batch per step from `generator`, lm_loss, clip, step, for config['max_steps'] steps.")
 TRAIN_PARAMETERS = ("return (model, history) with the model it was given, trained: its parameters must keep "
                     "their names and shapes.")
+TRAIN_HISTORY = ("return (model, history) with history = {\"train\": [loss.item() of each step, max_steps floats], "
+                 "\"val\": [(step, value), ...] from config[\"evaluate\"], [] without it}: the demonstration plots both.")
+TRAIN_LOSSES = ("history[\"train\"] must hold each step's loss.item(), the mean loss lm_loss(model(x), y) of that step's "
+                "batch before the update: these are not the losses of the recipe.")
+TRAIN_KEEPS_IDS = keep_hint("train_ids")
 TRAIN_TARGET = ("the trained model's loss on the grader's held-out text is not clearly below the unigram "
                 "baseline: check the recipe (the replay call passes?) and that the loss goes down.")
 
-REPLAY = dict(vocab=23, block=6, n_layer=1, n_head=2, n_embd=8)
+# The judge hands over its own small model (gpt_oracles.context_forward; not a GPT, so that
+# nothing in the sandbox answers make_gpt): train_gpt needs only named_parameters() and model(x).
+REPLAY = dict(vocab=23, block=6, n_embd=8)
 REPLAY_CONFIG = {"max_steps": 5, "batch_size": 3, "block_size": 6, "max_lr": 1e-2, "min_lr": 1e-3,
                  "warmup_steps": 2, "weight_decay": 0.5, "grad_clip": 0.05}
 # The graded run: byte-level ids (no tokenizer to train here), a model small enough to train on
-# 2 CPU cores in a few seconds. Correct runs (10 seeds, measured) end 0.29 to 0.43 nats below the
-# unigram baseline on the same held-out windows (about 3.1 against 3.5); a model that learned
-# nothing beyond byte frequencies is at 0, an untrained one about 2 nats above.
-GRADED = dict(vocab=256, block=32, n_layer=1, n_head=2, n_embd=32)
+# 2 CPU cores in a few seconds. Correct runs (10 seeds, measured) end 0.50 to 0.58 nats below
+# the unigram baseline on the same held-out windows (about 2.95 against 3.47); a model that
+# learned nothing beyond byte frequencies is at 0, an untrained one about 2 nats above.
+GRADED = dict(vocab=256, block=32, n_embd=32)
 GRADED_CONFIG = {"max_steps": 120, "batch_size": 32, "block_size": 32, "max_lr": 3e-2, "min_lr": 3e-3,
                  "warmup_steps": 12, "weight_decay": 0.1, "grad_clip": 1.0}
 GRADED_TRAIN_CHARS = 600_000
@@ -625,18 +854,18 @@ GRADED_WINDOWS = 256
 
 @lru_cache(maxsize=1)
 def held_out_text() -> str:
-    """The judge's held-out text: the source code of this grading package.
+    """The judge's held-out text: the source code of the trusted parts of this grading package.
 
-    It is Python, like the training text (the parts of this package that grade: checking,
-    sandbox, grading), but it is not part of the standard library, and the
-    sandbox exposes only the system, the Python installation and the virtual environment:
-    the course (this package included) is absent there, so the learner's code cannot read it,
-    and no argument of any call carries it. The standard library's validation modules, which
-    learner code could read, are never used to judge.
+    It is Python, like the training text, but not part of the standard library. The sandbox
+    exposes only the system, the Python installation, the virtual environment and its own
+    harness file (grader/sandbox/harness.py): the checking and grading code used here is absent
+    there, so the learner's code cannot read it, and no argument of any call carries it. The
+    sandbox package is left out (its harness is what the sandbox runs), and so are the standard
+    library's validation modules, which learner code could read.
     """
     package = Path(__file__).resolve().parents[2]
-    # only the parts that the cluster's version fingerprint covers, so every worker judges alike
-    files = sorted(p for part in ("checking", "sandbox", "grading") for p in (package / part).rglob("*.py"))
+    # only parts that the cluster's version fingerprint covers, so every worker judges alike
+    files = sorted(p for part in ("checking", "grading") for p in (package / part).rglob("*.py"))
     return "".join(p.read_text(encoding="utf-8") for p in files)
 
 
@@ -648,57 +877,80 @@ def graded_data() -> tuple[np.ndarray, np.ndarray]:
     return train, held
 
 
+def _judge_model_weights(rng, shape: dict, dtype):
+    return O.init_context_model(rng, shape["vocab"], shape["block"], shape["n_embd"], dtype=dtype)
+
+
 def _replay_call(rng):
-    v = REPLAY
-    weights = O.init_gpt(rng, v["vocab"], v["block"], v["n_layer"], v["n_embd"], dtype=np.float64)
+    weights = _judge_model_weights(rng, REPLAY, np.float64)
     weights = {k: w + 0.05 * rng.standard_normal(w.shape) for k, w in weights.items()}  # not a symmetric start
-    ids = rng.integers(0, v["vocab"], 200).astype(np.int64)
-    return Call((GPTModel(weights, v["n_head"]), Tensor("torch", ids), dict(REPLAY_CONFIG),
-                 TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt")
+    ids = rng.integers(0, REPLAY["vocab"], 200).astype(np.int64)
+    return Call((GPTModel(weights, 1), Tensor("torch", ids), dict(REPLAY_CONFIG),
+                 TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt", probe_args={"history": np.asarray(1)})
 
 
 def _graded_call(rng):
-    g = GRADED
-    weights = O.init_gpt(rng, g["vocab"], g["block"], g["n_layer"], g["n_embd"], dtype=np.float32)
+    weights = _judge_model_weights(rng, GRADED, np.float32)
     train, _ = graded_data()
-    return Call((GPTModel(weights, g["n_head"]), Tensor("torch", train), dict(GRADED_CONFIG),
-                 TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt",
-                probe_args={"eval_seed": np.asarray(int(rng.integers(0, 1 << 30)))})
+    # the seed that picks the held-out windows stays on the trusted side (Call.held_out)
+    return Call((GPTModel(weights, 1), Tensor("torch", train), dict(GRADED_CONFIG),
+                 TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt", probe_args={"history": np.asarray(1)},
+                held_out={"eval_seed": np.asarray(int(rng.integers(0, 1 << 30)))})
 
 
 def held_out_loss(params: dict, seed: int) -> tuple[float, float]:
     """(the model's loss, the unigram baseline's loss) on the same GRADED_WINDOWS windows of
     held-out text chosen by ``seed``: the model's by the judge's own forward pass, the baseline
     from the training ids' byte counts. Comparing on the same windows cancels how hard they are."""
+    import torch
+
     train, held = graded_data()
     T = GRADED["block"]
     starts = np.random.default_rng(seed).integers(0, len(held) - T - 1, GRADED_WINDOWS)
     x = np.stack([held[s:s + T] for s in starts])
     y = np.stack([held[s + 1:s + 1 + T] for s in starts])
+    tensors = {k: torch.tensor(np.asarray(v, np.float64)) for k, v in params.items()}
+    with O.one_thread(), torch.no_grad():
+        logits = O.context_forward(tensors, torch.tensor(x)).numpy()
     with np.errstate(all="ignore"):
-        loss = O.lm_loss(O.gpt_forward(params, x, GRADED["n_head"]), y)
+        loss = O.lm_loss(logits, y)
     counts = np.bincount(train, minlength=GRADED["vocab"]) + 1.0
     unigram = float(-np.mean(np.log(counts[y] / counts.sum())))
     return loss, unigram
 
 
+def history_problem(outputs, config) -> str | None:
+    """TRAIN_HISTORY unless the history is {"train": max_steps losses, "val": []} (no evaluate)."""
+    if "history.malformed" in outputs or "history.train" not in outputs:
+        return TRAIN_HISTORY
+    train, val = outputs["history.train"], outputs.get("history.val", np.zeros((0, 2)))
+    if train.shape != (config["max_steps"],) or val.size != 0:
+        return TRAIN_HISTORY
+    return None
+
+
 def judge_train(call: Call, outputs) -> str | None:
-    model = call.args[0]
+    model, ids, config, generator = call.args
     params = _gpt_params(outputs)
     if {k: v.shape for k, v in params.items()} != {k: np.shape(v) for k, v in model.weights.items()}:
         return TRAIN_PARAMETERS
     if any(v.dtype.kind != "f" or not np.all(np.isfinite(v)) for v in params.values()):
         return "the trained parameters contain NaN or inf."
-    config, seed = call.args[2], call.args[3].seed
-    if "eval_seed" in call.probe_args:
-        loss, unigram = held_out_loss(params, int(call.probe_args["eval_seed"]))
+    if changed_argument(call, outputs, ("model", "train_ids", "config", "generator")):
+        return TRAIN_KEEPS_IDS
+    problem = history_problem(outputs, config)
+    if problem:
+        return problem
+    if "eval_seed" in call.held_out:
+        loss, unigram = held_out_loss(params, int(call.held_out["eval_seed"]))
         return None if loss <= unigram - GRADED_MARGIN else TRAIN_TARGET
-    ids = call.args[1].value
-    replay = dict(params=model.weights, n_head=model.n_head, train_ids=ids, config=config, seed=seed)
+    replay = dict(params=model.weights, train_ids=ids.value, config=config, seed=generator.seed)
     for hint, switches in ((None, {}), (TRAIN_DECAY_ALL, {"decay_all": True}), (TRAIN_NO_CLIP, {"clip": False}),
                            (TRAIN_NO_SCHEDULE, {"schedule": False}), (TRAIN_NO_ZERO_GRAD, {"zero_grad": False})):
-        want = O.train(**replay, **switches)
+        want, losses = O.train(**replay, **switches)
         if all(np.allclose(params[k], want[k], rtol=1e-6, atol=1e-9) for k in want):
+            if hint is None and not np.allclose(outputs["history.train"], losses, rtol=1e-6, atol=1e-9):
+                return TRAIN_LOSSES
             return hint
     return TRAIN_RECIPE
 
@@ -710,7 +962,7 @@ _TRAIN_CELL = '''def train_gpt(model, train_ids, config, generator):
     optimizer = torch.optim.AdamW([{{"params": decay, "weight_decay": config["weight_decay"]}},
                                    {{"params": other, "weight_decay": 0.0}}],
                                   lr=config["max_lr"], betas=(0.9, 0.95), eps=1e-8)
-    history = []
+    history = {history}
     for step in range(config["max_steps"]):
         lr = {lr}
         for group in optimizer.param_groups:
@@ -721,20 +973,25 @@ _TRAIN_CELL = '''def train_gpt(model, train_ids, config, generator):
         loss.backward()
         {clip}
         optimizer.step()
-        history.append(loss.item())
+        {record}
     return model, history
 '''
 _TRAIN_RIGHT = dict(decayed='p.dim() >= 2 and not name.startswith(("wte.", "wpe."))',
                     lr='lr_at(step, config["max_lr"], config["warmup_steps"], config["max_steps"], config["min_lr"])',
                     zero_grad="optimizer.zero_grad(set_to_none=True)",
-                    clip='torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])')
+                    clip='torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])',
+                    history='{"train": [], "val": []}', record='history["train"].append(loss.item())')
 
 train_gpt = Exercise(
     name="train_gpt", points=3, title="Training: AdamW, warm-up and cosine decay, clipping",
     visible_calls=lambda: [_replay_call(np.random.default_rng(73))],
     hidden_calls=lambda rng: [_replay_call(rng), _graded_call(rng)],
     judge=judge_train,
+    trusts=("the trained parameters and the loss history: the replay's must equal the judge's own run of the "
+            "recipe; the graded run's parameters are scored by the judge's forward pass on held-out text."),
     mistakes=(
+        Mistake(TRAIN_HISTORY, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "history": "[]",
+                                                             "record": "history.append(loss.item())"})),
         Mistake(TRAIN_DECAY_ALL, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "decayed": "True"})),
         Mistake(TRAIN_NO_CLIP, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "clip": "pass"})),
         Mistake(TRAIN_NO_SCHEDULE, inject=_TRAIN_CELL.format(**{**_TRAIN_RIGHT, "lr": 'config["max_lr"]'})),
@@ -749,12 +1006,15 @@ train_gpt = Exercise(
 # bias and lm_head), so that sampling from the logits themselves is possible and reproducible,
 # with a spread of about one nat between tokens.
 
-GEN = dict(vocab=17, block=8, n_layer=1, n_head=2, n_embd=12)
+GEN = dict(vocab=17, block=8, n_embd=12)
 GEN_SHAPE = "return the ids, prompt included: a tensor of shape (B, T + max_new_tokens) whose first T columns are idx."
 GEN_NO_SOFTMAX = ("turn the logits into probabilities with F.softmax(logits, dim=-1) before torch.multinomial: "
                   "it samples in proportion to its input.")
-GEN_TEMPERATURE = ("divide the logits by the temperature before the softmax; dividing the probabilities "
-                   "changes nothing, since torch.multinomial normalises them.")
+GEN_TEMPERATURE = ("divide the logits by the temperature before the softmax: these are the samples of "
+                   "temperature 1 (dividing the probabilities instead changes nothing, since torch.multinomial "
+                   "normalises them).")
+GEN_TEMPERATURE_TIMES = ("divide the logits by the temperature, do not multiply them: a temperature below 1 must "
+                         "sharpen the distribution (towards the argmax), one above 1 flatten it.")
 GEN_TOP_K = ("a sampled token left the top k: keep the k largest logits (set the others to -inf) and sample "
              "from the whole vocabulary, so that the sample is a token id, not a place in the top-k list.")
 GEN_CROP = ("the context grew past model.block_size: crop it to its last block_size tokens, "
@@ -767,8 +1027,11 @@ GEN_GENERATOR = ("the samples are not those the recipe draws from `generator`: o
 def judge_model() -> GPTModel:
     g = GEN
     rng = np.random.default_rng(2026)
-    w = O.init_gpt(rng, g["vocab"], g["block"], g["n_layer"], g["n_embd"], dtype=np.float64)
-    w = {k: v + 0.3 * rng.standard_normal(v.shape) if v.ndim == 2 else v for k, v in w.items()}
+    w = O.init_context_model(rng, g["vocab"], g["block"], g["n_embd"], dtype=np.float64)
+    # Large position embeddings: the mean of the context moves a lot when a context that was not
+    # cropped repeats the last position, so sampling from it draws other tokens.
+    w["wte.weight"] = rng.standard_normal(w["wte.weight"].shape)
+    w["wpe.weight"] = 2.0 * rng.standard_normal(w["wpe.weight"].shape)
     # Feature 0 of the final layer norm is its bias alone (gain 0): every logit gets 2 * 5 = +10.
     w["ln_f.weight"] = np.ones(g["n_embd"])
     w["ln_f.weight"][0] = 0.0
@@ -776,23 +1039,24 @@ def judge_model() -> GPTModel:
     w["ln_f.bias"][0] = 2.0
     w["lm_head.weight"] = 0.35 * rng.standard_normal((g["vocab"], g["n_embd"]))
     w["lm_head.weight"][:, 0] = 5.0
-    return GPTModel(w, g["n_head"])
+    return GPTModel(w, 1)
 
 
 def _gen_call(rng, batch, prompt, new, **kwargs):
     idx = rng.integers(0, GEN["vocab"], (batch, prompt)).astype(np.int64)
     if "seed" in kwargs:
         kwargs["generator"] = TorchGenerator(kwargs.pop("seed"))
-    return Call((judge_model(), Tensor("torch", idx), new), kwargs=kwargs)
+    return Call((judge_model(), Tensor("torch", idx), new), kwargs=kwargs, probe="kept")
 
 
 def _visible_gen_calls():
     rng = np.random.default_rng(74)
-    return [_gen_call(rng, 3, 2, 4, temperature=1e-3, seed=1),        # near 0: the argmax path
+    # the first call tells every temperature mistake apart (at 1e-3 several sample alike)
+    return [_gen_call(rng, 4, 3, 4, temperature=0.5, seed=3),
+            _gen_call(rng, 3, 2, 4, temperature=1e-3, seed=1),        # near 0: the argmax path
             _gen_call(rng, 4, 3, 4, seed=2),                           # plain sampling
-            _gen_call(rng, 4, 3, 4, temperature=0.5, seed=3),
             _gen_call(rng, 4, 2, 5, top_k=3, seed=4),
-            _gen_call(rng, 2, 5, 7, temperature=0.8, seed=5)]         # runs past block_size
+            _gen_call(rng, 4, 6, 10, temperature=1.5, seed=5)]        # runs past block_size
 
 
 def _hidden_gen_calls(rng):
@@ -806,7 +1070,7 @@ def _gen_args(call: Call):
     model, idx, new = call.args
     kw = call.kwargs
     seed = kw["generator"].seed if kw.get("generator") is not None else None
-    return dict(params=model.weights, n_head=model.n_head, block_size=GEN["block"], idx=idx.value,
+    return dict(params=model.weights, block_size=GEN["block"], idx=idx.value,
                 max_new_tokens=new, temperature=kw.get("temperature", 1.0), top_k=kw.get("top_k"), seed=seed)
 
 
@@ -826,7 +1090,7 @@ def _outside(args, out, k, tensors, T0) -> bool:
     for step in range(out.shape[1] - T0):
         context = torch.tensor(out[:, max(0, T0 + step - args["block_size"]):T0 + step])
         with torch.no_grad():
-            logits = O.torch_forward(tensors, context, args["n_head"])[:, -1, :].numpy()
+            logits = O.context_forward(tensors, context)[:, -1, :].numpy()
         kth = np.sort(logits, axis=1)[:, -k][:, None]
         chosen = logits[np.arange(len(out)), out[:, T0 + step]]
         if np.any(chosen < kth[:, 0]):
@@ -837,6 +1101,9 @@ def _outside(args, out, k, tensors, T0) -> bool:
 def judge_generate(call: Call, outputs) -> str | None:
     args = _gen_args(call)
     idx, new = args["idx"], args["max_new_tokens"]
+    if changed_argument(call, outputs, ("model", "idx", "max_new_tokens")):
+        return keep_hint("idx")
+    outputs = result_of(outputs)
     out = outputs.get("")
     if set(outputs) != {""} or out.shape != (idx.shape[0], idx.shape[1] + new) or out.dtype.kind not in "iu" \
             or not np.array_equal(out[:, :idx.shape[1]], idx):
@@ -845,7 +1112,8 @@ def judge_generate(call: Call, outputs) -> str | None:
         return None
     if np.any(out < 0) or np.any(out >= GEN["vocab"]):
         return GEN_SHAPE
-    for hint, switches in ((GEN_NO_SOFTMAX, {"softmax": False}), (GEN_TEMPERATURE, {"temperature_first": False}),
+    for hint, switches in ((GEN_TEMPERATURE_TIMES, {"multiply": True}), (GEN_NO_SOFTMAX, {"softmax": False}),
+                           (GEN_TEMPERATURE, {"temperature_first": False}),
                            (GEN_TOP_K, {"top_k_ids": False}), (GEN_CROP, {"crop": False})):
         try:
             with np.errstate(all="ignore"):
@@ -881,10 +1149,14 @@ generate = Exercise(
     visible_calls=_visible_gen_calls,
     hidden_calls=_hidden_gen_calls,
     judge=judge_generate,
+    trusts=("the returned ids only: the judge's own model gives the argmax path, the top-k sets and the tokens "
+            "the recipe draws from a seeded generator; idx must come back unchanged."),
     mistakes=(
         Mistake(GEN_NO_SOFTMAX, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "probs": "logits"})),
         Mistake(GEN_TEMPERATURE, inject=_GEN_CELL.format(
             **{**_GEN_RIGHT, "scale": "", "probs": "F.softmax(logits, dim=-1) / temperature"})),
+        Mistake(GEN_TEMPERATURE, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "scale": ""})),
+        Mistake(GEN_TEMPERATURE_TIMES, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "scale": " * temperature"})),
         Mistake(GEN_TOP_K, inject=_GEN_CELL.format(
             **{**_GEN_RIGHT, "top_k": "logits = values"})),
         Mistake(GEN_CROP, inject=_GEN_CELL.format(**{**_GEN_RIGHT, "context": "idx"})),
