@@ -390,13 +390,13 @@ class EventLog:
 
     def emit(self, **event):
         line = json.dumps(event, default=str)
-        if len(line) > self.max_line:
-            for field in ("stdout", "evalue", "traceback"):
+        if len(line) > self.max_line:  # cut the text fields, never the JSON: a cut line is invalid
+            for field in ("stdout", "evalue", "ename"):
                 if field in event:
-                    event[field] = str(event[field])[: self.max_line // 4] + " [truncated]"
+                    event[field] = str(event[field])[: self.max_line // 8] + " [truncated]"
                 if isinstance(event.get("error"), dict) and field in event["error"]:
-                    event["error"][field] = str(event["error"][field])[: self.max_line // 4] + " [truncated]"
-            line = json.dumps(event, default=str)[: self.max_line]
+                    event["error"][field] = str(event["error"][field])[: self.max_line // 8] + " [truncated]"
+            line = json.dumps(event, default=str)
         os.write(self.fd, (line + "\n").encode("utf-8", "replace"))
 
 
@@ -426,9 +426,12 @@ def learner_location(exc: BaseException) -> dict | None:
 
 def describe_error(exc: BaseException) -> dict:
     """An exception as the protocol carries it (``calls.call_in_process`` reports the same shape)."""
-    error: dict[str, object] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
-    if isinstance(exc, NameError) and getattr(exc, "name", None):
-        error["missing"] = exc.name
+    error: dict[str, object] = {"ename": str(type(exc).__name__)[:100], "evalue": str(exc)[:2000]}
+    name = getattr(exc, "name", None)
+    if isinstance(exc, NameError) and isinstance(name, str):
+        error["missing"] = name[:100]
+    if isinstance(exc, ImportError) and isinstance(name, str):
+        error["module"] = name[:100]
     where = learner_location(exc)
     if where is not None:
         error["where"] = where

@@ -1,0 +1,84 @@
+"""One submission's sandbox on the host, from setup to teardown: the only place either happens.
+
+Setup makes the scratch folder (a size-limited tmpfs where we are root, so that nothing the
+sandbox writes reaches the host's disk, and all of it disappears at teardown) and the control
+group every process of the sandbox will belong to. Teardown, which always runs (``with``),
+kills every process of that group, unmounts the scratch folder and removes it. Together with
+the namespaces ``runner`` starts the harness in (mount, network, PID, IPC: their contents die
+with the sandbox's last process), nothing of one submission survives to the next on its slot.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import cgroups
+
+_counter = itertools.count()
+
+
+@functools.lru_cache(maxsize=1)
+def warn_uncontained() -> None:
+    """Said once per process, on stderr: what this machine cannot promise (see README, Trust)."""
+    print("grader: no usable control groups here: each sandbox process is limited on its own, not "
+          "all together, and one that leaves its session can outlive its grading (README: Trust)",
+          file=sys.stderr)
+
+
+class Box:
+    """``with Box(...) as box``: ``box.work`` (the scratch folder, /sandbox inside), ``box.root``
+    (where the jail builds its root), ``box.cgroup`` (None where control groups are unusable)."""
+
+    def __init__(self, slot: int, uid: int, isolated: bool, memory_bytes: int, tasks: int, cores: float,
+                 scratch_bytes: int):
+        self.slot, self.uid, self.isolated = slot, uid, isolated
+        self.memory_bytes, self.tasks, self.cores, self.scratch_bytes = memory_bytes, tasks, cores, scratch_bytes
+        self.cgroup: cgroups.Cgroup | None = None
+        self._mounted = False
+
+    def __enter__(self) -> Box:
+        self.base = Path(tempfile.mkdtemp(prefix="grader-"))
+        self.work, self.root = self.base / "work", self.base / "root"
+        self.work.mkdir()
+        self.root.mkdir()
+        try:
+            if self.isolated:
+                subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.scratch_bytes},mode=0755,nosuid,nodev",
+                                "tmpfs", str(self.work)], check=True, capture_output=True)
+                self._mounted = True
+                os.chown(self.work, self.uid, self.uid)
+                if cgroups.available():
+                    cgroups.remove_orphans()
+                    name = f"{os.getpid()}-slot{self.slot}-{next(_counter)}"
+                    self.cgroup = cgroups.Cgroup(name, self.memory_bytes, self.tasks, self.cores)
+                else:
+                    warn_uncontained()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def join(self) -> None:
+        """Run in the sandbox's first process before it execs: it and all it starts are in the group."""
+        if self.cgroup is not None:
+            self.cgroup.join()
+
+    def kill_all(self, keep: frozenset[int] = frozenset()) -> None:
+        """Every process of the sandbox but ``keep`` (none left to run unsupervised)."""
+        if self.cgroup is not None:
+            self.cgroup.kill(keep)
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.cgroup is not None:
+                self.cgroup.destroy()
+        finally:
+            if self._mounted:
+                subprocess.run(["umount", "-l", str(self.work)], capture_output=True)
+            shutil.rmtree(self.base, ignore_errors=True)
