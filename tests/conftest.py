@@ -38,6 +38,7 @@ SLOW_MODULES = {
     "test_gpt": "PyTorch, the GPT notebook in a kernel and in the sandbox",
     "test_trusted_reading": "forged results in sandboxes, a class with a killed worker",
     "test_trusted_models": "classes of notebooks 03 and 05 in sandboxes",
+    "test_containment": "attacks on the sandbox's slot and host, in sandboxes",
 }
 
 

@@ -40,10 +40,12 @@ class Box:
         self.slot, self.uid, self.isolated = slot, uid, isolated
         self.memory_bytes, self.tasks, self.cores, self.scratch_bytes = memory_bytes, tasks, cores, scratch_bytes
         self.cgroup: cgroups.Cgroup | None = None
+        self.memory_peak: int | None = None  # the most the whole sandbox held, read at teardown
         self._mounted = False
 
     def __enter__(self) -> Box:
-        self.base = Path(tempfile.mkdtemp(prefix="grader-"))
+        remove_orphans()
+        self.base = Path(tempfile.mkdtemp(prefix=f"grader-{os.getpid()}-"))
         self.work, self.root = self.base / "work", self.base / "root"
         self.work.mkdir()
         self.root.mkdir()
@@ -54,7 +56,6 @@ class Box:
                 self._mounted = True
                 os.chown(self.work, self.uid, self.uid)
                 if cgroups.available():
-                    cgroups.remove_orphans()
                     name = f"{os.getpid()}-slot{self.slot}-{next(_counter)}"
                     self.cgroup = cgroups.Cgroup(name, self.memory_bytes, self.tasks, self.cores)
                 else:
@@ -77,8 +78,25 @@ class Box:
     def __exit__(self, *exc) -> None:
         try:
             if self.cgroup is not None:
+                self.memory_peak = self.cgroup.memory_peak()
                 self.cgroup.destroy()
         finally:
             if self._mounted:
                 subprocess.run(["umount", "-l", str(self.work)], capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def remove_orphans() -> None:
+    """What a grading process killed outright (its ``finally`` never ran) left behind: its
+    sandboxes' processes and control groups, and their scratch folders (named after its pid)."""
+    cgroups.remove_orphans()
+    for base in Path(tempfile.gettempdir()).glob("grader-*-*"):
+        owner = base.name.split("-")[1]
+        try:
+            if not owner.isdigit() or cgroups.alive(int(owner)) or base.stat().st_uid != os.geteuid():
+                continue
+            if (base / "work").is_mount():
+                subprocess.run(["umount", "-l", str(base / "work")], capture_output=True)
+        except OSError:  # removed meanwhile by another grader
+            continue
+        shutil.rmtree(base, ignore_errors=True)

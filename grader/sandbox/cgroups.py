@@ -179,7 +179,7 @@ def remove_orphans() -> None:
     parent = CGROUP_ROOT / PARENT if version == "v2" else CGROUP_ROOT / "pids" / PARENT
     for path in parent.iterdir() if parent.is_dir() else ():
         owner = path.name.split("-", 1)[0]
-        if not path.is_dir() or not owner.isdigit() or _alive(int(owner)):
+        if not path.is_dir() or not owner.isdigit() or alive(int(owner)):
             continue
         group = Cgroup.__new__(Cgroup)
         group.version = version
@@ -192,7 +192,7 @@ def remove_orphans() -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

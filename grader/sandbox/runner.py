@@ -69,6 +69,7 @@ class RunResult:
     contained: bool = False  # every process in one control group, killed at the end (see box.py)
     seconds: float = 0.0
     invalid: str | None = None  # why the sandbox's events were refused: the submission fails
+    memory_peak: int | None = None  # bytes, all the sandbox's processes and tmpfs together (contained only)
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,8 +191,10 @@ class _Attempt:
             return
         end = data.rfind(b"\n")
         if end < 0:
-            if len(data) > protocol.MAX_LINE_BYTES or len(data) > self._events_left:
-                self._refuse(f"a line of more than {min(len(data), protocol.MAX_LINE_BYTES)} bytes")
+            if len(data) > self._events_left:
+                self._refuse(f"more than {self.limits.events_bytes >> 20} MiB of events")
+            elif len(data) > protocol.MAX_LINE_BYTES:
+                self._refuse(f"a line of more than {protocol.MAX_LINE_BYTES} bytes")
             return
         self._offset += end + 1
         self._events_left -= end + 1
@@ -251,6 +254,15 @@ class _Attempt:
 
     def stop(self) -> None:
         """Kill the harness and every process the sandbox started."""
+        if self.box.cgroup is not None:
+            # All but ``unshare`` first: it then reaps the namespace's init and exits, and we reap
+            # it, so that not even a zombie is left to the host's init.
+            self.box.kill_all(keep=frozenset({self.proc.pid}))
+            try:
+                self.proc.wait(timeout=5)
+                return
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -262,6 +274,11 @@ class _Attempt:
             returncode = self.proc.poll()
             self._read_events()
             if returncode is not None or self.invalid:
+                while not self.invalid:  # what it wrote before it ended, to the end (within events_bytes)
+                    offset = self._offset
+                    self._read_events()
+                    if self._offset == offset:
+                        break
                 self.proc.wait()
                 return
             now = time.monotonic()
@@ -287,6 +304,7 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
     with Box(slot, uid, isolated, limits.memory_bytes, limits.processes, cores, limits.scratch_bytes) as box:
         result.contained = box.cgroup is not None
         _attempts(cells, calls, arrays, limits, box, started, result)
+    result.memory_peak = box.memory_peak
     if result.invalid:  # nothing a hostile sandbox said is believed
         result.cells, result.calls = {}, {}
         result.notes.append(f"Stopped: {result.invalid}.")
