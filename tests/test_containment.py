@@ -74,6 +74,11 @@ def assert_nothing_left() -> None:
     assert list(Path(tempfile.gettempdir()).glob(f"grader-{os.getpid()}-*")) == []  # scratch unmounted, removed
 
 
+def resident(field: str) -> int:
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1]) << 10
+
+
 def run(*sources: str, limits: runner.Limits = FAST, define_f: bool = True) -> runner.RunResult:
     cells = [{"source": s} for s in sources] + ([{"source": "def f():\n    return 1.0\n"}] if define_f else [])
     result = runner.run(cells, [CALL], {}, limits, slot=SLOT)
@@ -119,8 +124,11 @@ def test_a_forged_event_fails_the_submission_and_kills_the_sandbox(line, reason)
 def test_too_many_events_fail_the_submission_in_bounded_memory():
     """47 MB of valid-looking events: refused past the budget, never all kept."""
     line = '{"event": "cell_end", "index": 0, "ok": true, "error": null, "stdout": "' + "x" * 60_000 + '"}\n'
+    Path("/proc/self/clear_refs").write_text("5")  # this process's peak memory, from now
+    before = resident("VmRSS")
     result = run(f"f = open('/sandbox/events.jsonl', 'a')\nfor _ in range(800):\n    f.write({line!r})\n",
                  limits=dataclasses.replace(FAST, scratch_bytes=128 << 20))
+    assert resident("VmHWM") - before < 32 << 20  # events are read 4 MiB at a time and not kept
     assert result.invalid == ("the sandbox wrote an invalid event (more than 32 MiB of events): "
                               "the submission is not graded")
     assert_nothing_left()
