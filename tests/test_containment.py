@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -312,4 +314,27 @@ def test_the_next_honest_notebook_on_the_slot_gets_full_marks():
     nb = nbformat.read(ROOT / "solutions/01_forward/01_forward.ipynb", as_version=4)
     graded = grade_notebook(nb, release_notebook(ROOT, "01_forward"), spec, seed=5, slot=SLOT)
     assert graded.score == spec.total_points == 10
+    assert_nothing_left()
+
+
+WITHOUT_GROUPS = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "tests")!r})
+import test_containment as t
+from grader.sandbox import runner
+result = runner.run([{{"source": t.DAEMON + "os.setsid()\\\\nwhile True:\\\\n    time.sleep(0.05)\\\\n"}}], [], {{}},
+                    t.FAST, slot=t.SLOT)
+print(result.isolated, result.contained)
+"""
+
+
+def test_without_control_groups_it_says_so_and_still_leaves_no_process(tmp_path):
+    """Root, namespaces, no usable control groups: the grader says so in one line; at the end
+    every process of the slot's user is killed all the same."""
+    done = subprocess.run([sys.executable, "-c", WITHOUT_GROUPS], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "GRADER_NO_CGROUPS": "1", "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "True False", done.stderr
+    assert done.stderr.strip() == ("grader: no usable control groups here: a sandbox's processes are limited one by "
+                                   "one, not all together, and run until its notebook ends (README: What the "
+                                   "sandbox guarantees)")
     assert_nothing_left()

@@ -13,6 +13,7 @@ import functools
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,8 @@ _counter = itertools.count()
 @functools.lru_cache(maxsize=1)
 def warn_uncontained() -> None:
     """Said once per process, on stderr: what this machine cannot promise (see README, Trust)."""
-    print("grader: no usable control groups here: each sandbox process is limited on its own, not "
-          "all together, and one that leaves its session can outlive its grading (README: Trust)",
-          file=sys.stderr)
+    print("grader: no usable control groups here: a sandbox's processes are limited one by one, not "
+          "all together, and run until its notebook ends (README: What the sandbox guarantees)", file=sys.stderr)
 
 
 class Box:
@@ -71,19 +71,41 @@ class Box:
             self.cgroup.join()
 
     def kill_all(self, keep: frozenset[int] = frozenset()) -> None:
-        """Every process of the sandbox but ``keep`` (none left to run unsupervised)."""
+        """Every process of the sandbox but ``keep`` (none left to run unsupervised). Without a
+        control group, all processes of the slot's user (``keep`` is then not honoured: nothing
+        is killed until the attempt ends)."""
         if self.cgroup is not None:
             self.cgroup.kill(keep)
+        elif self.isolated and not keep:
+            kill_user(self.uid)
 
     def __exit__(self, *exc) -> None:
         try:
             if self.cgroup is not None:
                 self.memory_peak = self.cgroup.memory_peak()
                 self.cgroup.destroy()
+            elif self.isolated:
+                kill_user(self.uid)
         finally:
             if self._mounted:
                 subprocess.run(["umount", "-l", str(self.work)], capture_output=True)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of ``uid`` (a slot's user: only its sandbox runs as it), in one
+    ``kill(-1)`` from a child that takes that user id: the kernel does it under its task-list
+    lock, so no process can fork its way out meanwhile."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def remove_orphans() -> None:
