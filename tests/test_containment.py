@@ -230,25 +230,32 @@ with open('/sandbox/big', 'wb') as f:
 
 
 def test_cpu_is_capped_for_the_whole_group():
-    """Two spinners in a group allowed half a core get about half a core between them."""
-    group = cgroups.Cgroup(f"{os.getpid()}-cpu-test", 256 << 20, 16, cores=0.5)
+    """Two spinners in a group allowed a twentieth of a core get that between them (a share so
+    small that even on a busy machine they would exceed it unthrottled)."""
+    group = cgroups.Cgroup(f"{os.getpid()}-cpu-test", 256 << 20, 16, cores=0.05)
     try:
         pids = []
         for _ in range(2):
             pid = os.fork()
-            if pid == 0:
-                group.join()
-                while True:
-                    pass
+            if pid == 0:  # never back into pytest, whatever happens
+                try:
+                    group.join()
+                    while True:
+                        pass
+                finally:
+                    os._exit(1)
             pids.append(pid)
         time.sleep(1.0)
         used = sum(int(Path(f"/proc/{p}/stat").read_text().split()[13]) + int(Path(f"/proc/{p}/stat").read_text()
                    .split()[14]) for p in pids) / os.sysconf("SC_CLK_TCK")
+        stat = (group.dirs.get("cpu") or group.dirs[""]) / "cpu.stat"
+        throttled = int(re.search(r"^nr_throttled (\d+)$", stat.read_text(), re.MULTILINE).group(1))
     finally:
         group.destroy()
         for pid in pids:
             os.waitpid(pid, 0)
-    assert used < 0.75  # two unlimited spinners would use up to 2 s on two cores
+    assert throttled > 0  # the quota stopped them, however busy the machine
+    assert used < 0.15  # 0.05 s a second, and the clock ticks at 10 ms; unlimited, up to 2 s on two cores
 
 
 def test_a_failing_supervisor_still_kills_everything(monkeypatch):
