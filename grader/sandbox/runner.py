@@ -1,10 +1,15 @@
 """Starts the harness isolated and limited, and survives whatever the notebook does to it.
 
 Isolation (when we are root and ``unshare`` works, as on the course's CI and grading
-machines): separate mount, network and PID namespaces, a root file system holding only the
-system and Python (see ``jail.py``), an unprivileged user id per job slot, and limits on
-memory, CPU time, processes and file size. Without root (a learner's laptop) the harness runs
-as the same user with the same limits, and ``isolated`` says so.
+machines): separate mount, network, PID and IPC namespaces, a root file system holding only
+the system and Python (see ``jail.py``), an unprivileged user id per job slot, and limits on
+memory, CPU time, processes and file size; with control groups (``contained``), those limits
+hold for all the sandbox's processes together and none of them outlives its cell, call or
+notebook (``box.py``). Without root (a learner's laptop) the harness runs as the same user
+with per-process limits, and ``isolated`` says so.
+
+Distrust: every event line the sandbox writes is validated (``events.py``); one invalid line
+fails the submission. Result files are read within budgets (``read_results``).
 
 Survival: the harness logs each cell and call as it starts and ends. A cell that exceeds its
 time limit is interrupted; one that ignores the interruption, exhausts memory, kills its own
