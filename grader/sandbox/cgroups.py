@@ -112,31 +112,37 @@ class Cgroup:
             return []
 
     def kill(self, keep: frozenset[int] = frozenset()) -> None:
-        """SIGKILL every process of the group but ``keep``; frozen first (v1), so that none
-        can fork while we read the list, or atomically with cgroup.kill (v2, all of them)."""
+        """SIGKILL every process of the group but ``keep``: all at once with cgroup.kill (v2,
+        when none is kept), else with the group frozen, so that none can fork meanwhile."""
         if self.version == "v2" and not keep and (self.dirs[""] / "cgroup.kill").exists():
             _write(self.dirs[""] / "cgroup.kill", "1")
             return
-        freezer = self.dirs.get("freezer")
-        if freezer is not None:
-            _write(freezer / "freezer.state", "FROZEN")
-            for _ in range(200):
-                if freezer.joinpath("freezer.state").read_text().strip() == "FROZEN":
-                    break
-                time.sleep(0.005)
+        self._freeze(True)
         try:
-            for _ in range(3):  # v2 without freezer: processes forked during the loop are caught next round
-                for pid in self.pids():
-                    if pid not in keep:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                if freezer is not None:
-                    break
+            for pid in self.pids():
+                if pid not in keep:
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # delivered once thawed: a frozen task cannot act on it first
+                    except ProcessLookupError:
+                        pass
         finally:
-            if freezer is not None:
-                _write(freezer / "freezer.state", "THAWED")
+            self._freeze(False)
+
+    def _freeze(self, frozen: bool) -> None:
+        """Stop (or restart) every task of the group; returns once all are stopped."""
+        if "freezer" in self.dirs:  # v1
+            path, value = self.dirs["freezer"] / "freezer.state", "FROZEN" if frozen else "THAWED"
+            events, done = path, "FROZEN"
+        else:
+            path, value = self.dirs[""] / "cgroup.freeze", "1" if frozen else "0"
+            events, done = self.dirs[""] / "cgroup.events", "frozen 1"
+            if not path.exists():
+                return
+        _write(path, value)
+        for _ in range(400 if frozen else 0):  # freezing takes a moment
+            if done in events.read_text():
+                return
+            time.sleep(0.005)
 
     def destroy(self, timeout: float = 10.0) -> None:
         """Kill every process and remove the group; raises OSError if a process survives."""

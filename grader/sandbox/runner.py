@@ -206,7 +206,7 @@ class _Attempt:
         if self._events_left < 0:
             self._refuse(f"more than {self.limits.events_bytes >> 20} MiB of events")
             return
-        for number, line in enumerate(data[: end + 1].splitlines()):
+        for line in data[: end + 1].splitlines():
             try:
                 event = protocol.parse(line, len(self.job["cells"]), len(self.job["calls"]), self.limits.output_chars)
             except protocol.InvalidEvent as error:
