@@ -345,3 +345,12 @@ def test_without_control_groups_it_says_so_and_still_leaves_no_process(tmp_path)
                                    "one, not all together, and run until its notebook ends (README: What the "
                                    "sandbox guarantees)")
     assert_nothing_left()
+
+
+def test_the_output_kept_for_the_feedback_is_bounded():
+    """Sixty cells printing 20,000 characters each: the first 1,000,000 characters are kept."""
+    result = run(*["print('x' * 30_000)"] * 60, limits=dataclasses.replace(FAST, notebook_timeout=60))
+    kept = [result.cells[i]["stdout"] for i in range(60)]
+    assert sum(map(len, kept)) <= FAST.outputs_total_chars + 60 * 100
+    assert kept[-1] == "[output not kept: the notebook printed more than 1,000,000 characters]"
+    assert kept[0].startswith("x" * 20_000)

@@ -57,6 +57,7 @@ class Limits:
     result_bytes: int = 16 << 20  # one call's arrays, as declared in their headers; see read_results
     results_total_bytes: int = 256 << 20  # all calls' arrays together, in the trusted process
     output_chars: int = 20_000
+    outputs_total_chars: int = 1_000_000  # all cells' output kept for the graded notebook and feedback
     max_restarts: int = 6
     threads: int = 0  # math-library threads per notebook (0: one per core); see thread_env
     grace: float = 3.0  # after a soft time limit, how long before the process is killed
@@ -228,7 +229,11 @@ class _Attempt:
             self.in_flight = None
             self._kill_strays()
             if kind == "cell_end":
-                self.result.cells[event.index] = {"ok": event.ok, "error": event.error, "stdout": event.stdout}
+                kept = sum(len(c["stdout"]) for i, c in self.result.cells.items() if i != event.index)
+                stdout = event.stdout
+                if kept + len(stdout) > self.limits.outputs_total_chars:
+                    stdout = f"[output not kept: the notebook printed more than {self.limits.outputs_total_chars:,} characters]"
+                self.result.cells[event.index] = {"ok": event.ok, "error": event.error, "stdout": stdout}
             elif not event.ok:
                 self.result.calls[event.index] = {"error": event.error or {"ename": "Error", "evalue": ""}}
             else:
