@@ -31,6 +31,12 @@ def warn_uncontained() -> None:
           "all together, and run until its notebook ends (README: What the sandbox guarantees)", file=sys.stderr)
 
 
+@functools.lru_cache(maxsize=1)
+def warn_scratch_on_disk() -> None:
+    print("grader: cannot mount a tmpfs here: /sandbox is a folder on this machine's disk, limited per file "
+          "only (README: What the sandbox guarantees)", file=sys.stderr)
+
+
 class Box:
     """``with Box(...) as box``: ``box.work`` (the scratch folder, /sandbox inside), ``box.root``
     (where the jail builds its root), ``box.cgroup`` (None where control groups are unusable)."""
@@ -51,9 +57,11 @@ class Box:
         self.root.mkdir()
         try:
             if self.isolated:
-                subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.scratch_bytes},mode=0755,nosuid,nodev",
-                                "tmpfs", str(self.work)], check=True, capture_output=True)
-                self._mounted = True
+                mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.scratch_bytes},mode=0755,"
+                                          "nosuid,nodev", "tmpfs", str(self.work)], capture_output=True)
+                self._mounted = mounted.returncode == 0
+                if not self._mounted:  # a container that refuses it: a host folder, per-file size limit only
+                    warn_scratch_on_disk()
                 os.chown(self.work, self.uid, self.uid)
                 if cgroups.available():
                     name = f"{os.getpid()}-slot{self.slot}-{next(_counter)}"
