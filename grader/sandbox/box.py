@@ -26,7 +26,7 @@ _counter = itertools.count()
 
 @functools.lru_cache(maxsize=1)
 def warn_uncontained() -> None:
-    """Said once per process, on stderr: what this machine cannot promise (see README, Trust)."""
+    """Said once per process, on stderr: what this machine cannot promise."""
     print("grader: no usable control groups here: a sandbox's processes are limited one by one, not "
           "all together, and run until its notebook ends (README: What the sandbox guarantees)", file=sys.stderr)
 
@@ -65,7 +65,10 @@ class Box:
                 os.chown(self.work, self.uid, self.uid)
                 if cgroups.available():
                     name = f"{os.getpid()}-slot{self.slot}-{next(_counter)}"
-                    self.cgroup = cgroups.Cgroup(name, self.memory_bytes, self.tasks, self.cores)
+                    try:
+                        self.cgroup = cgroups.Cgroup(name, self.memory_bytes, self.tasks, self.cores)
+                    except OSError:  # the hierarchy refused this group (limits, permissions): say so, go on
+                        warn_uncontained()
                 else:
                     warn_uncontained()
         except BaseException:

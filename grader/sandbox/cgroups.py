@@ -80,8 +80,17 @@ class Cgroup:
             self.dirs = {"": CGROUP_ROOT / PARENT / name}
         else:
             self.dirs = {c: CGROUP_ROOT / c / PARENT / name for c in V1_CONTROLLERS}
-        for path in self.dirs.values():
-            path.mkdir()
+        try:
+            for path in self.dirs.values():
+                path.mkdir()
+            self._limit(memory_bytes, tasks, cores)
+        except OSError:
+            for path in self.dirs.values():
+                if path.is_dir():
+                    path.rmdir()
+            raise
+
+    def _limit(self, memory_bytes: int, tasks: int, cores: float) -> None:
         quota = max(1000, int(cores * CPU_PERIOD_US))
         if self.version == "v2":
             d = self.dirs[""]
