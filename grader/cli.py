@@ -94,6 +94,23 @@ def _report(args) -> int:
     return 0
 
 
+def _similarity(args) -> int:
+    from grader.grading import similarity
+    from grader.grading.results import format_table
+    root = _root(args)
+    matches, cells = similarity.find_copies(root, args.assignment, args.threshold)
+    report = similarity.write_html(matches, cells, Path(args.output or root / "reports" / args.assignment)
+                                   / "similarity.html", args.assignment)
+    if args.json:
+        print(similarity.as_json(matches, report))
+        return 0
+    rows = [("submission", "matches", "score", "matching cells")]
+    rows += [(m.a, m.b, f"{m.score:.0%}", ", ".join(f"{c} ({s:.0%})" for c, s in m.cells)) for m in matches]
+    print(format_table(rows))
+    print(f"{len(matches)} pair(s) at or above {args.threshold:.0%}; side by side: {report}")
+    return 0
+
+
 def _resources(args) -> int:
     from grader.catalogue import command
     return command.main(args.rest, prog="grader resources")
@@ -181,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     course_options(p)
     p.set_defaults(run=_report)
+
+    p = sub.add_parser("similarity", help="submissions whose answers copy the reference solutions or each other",
+                       description="Compare the answer cells of every graded submission of ASSIGNMENT with the "
+                                   "course's reference solutions and with each other, after normalisation (names, "
+                                   "formatting, comments and docstrings do not hide a copy). For the instructor: "
+                                   "nothing of it reaches the learners' feedback.")
+    p.add_argument("assignment")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="list pairs whose substantial code matches at least this share (default: 0.5)")
+    p.add_argument("--output", help="folder for similarity.html (default: COURSE/reports/ASSIGNMENT)")
+    p.add_argument("--json", action="store_true", help="print the pairs as JSON")
+    course_options(p)
+    p.set_defaults(run=_similarity)
 
     p = sub.add_parser("resources", help="validate resources.yaml (and check its links with --online)",
                        add_help=False)

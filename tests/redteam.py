@@ -299,3 +299,45 @@ with open(path, "r+b") as f:
 np.savez(path, a0=np.array([{"not": "numbers"}], dtype=object))
 """), 9, base="solution"),
 ]
+
+
+# Round 3: attacks on the slot and the host rather than on the score (tests/test_containment.py
+# checks each leaves nothing behind; here they run in the class graded with --jobs 2).
+_DAEMON = """
+import os, time
+if os.fork() == 0:                      # a double-forked daemon in its own session, spinning
+    os.setsid()
+    if os.fork() == 0:
+        while True:
+            pass
+    os._exit(0)
+"""
+
+SLOT_ATTACKS = [
+    Attack("forged_event_fails_the_submission", "relu", _DAEMON + """
+open("/sandbox/events.jsonl", "a").write('{"event": "cell_start", "index": "not-a-number"}\\n')
+def relu(z):
+    return np.maximum(z, 0)
+""", 0, base="solution"),
+    Attack("spinners_outlive_their_cell", "relu", _DAEMON + """
+for _ in range(8):
+    if os.fork() == 0:
+        os.setsid()
+        while True:
+            pass
+def relu(z):
+    return np.maximum(z, 0)
+""", 10, base="solution"),
+    Attack("shared_memory_for_the_next_student", "relu", """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+for key in range(4):
+    segment = libc.shmget(0x5EC7E0 + key, 64 << 20, 0o1000 | 0o666)
+    ctypes.memmove(libc.shmat(segment, None, 0), b"the answers are...", 18)
+def relu(z):
+    return np.maximum(z, 0)
+""", 10, base="solution"),
+]
+
+ATTACKS += SLOT_ATTACKS

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from grader.sandbox.failures import SANDBOX_FAILURES
+from grader.sandbox.failures import SANDBOX_FAILURES, framework_hint
 from grader.sandbox.harness import array_arguments, flatten_result
 
 from .diagnosis import Diagnosis, Input, diagnose, shape_hint
@@ -60,6 +60,8 @@ def error_hint(error: dict) -> str:
         return NOT_DONE
     if name in SANDBOX_FAILURES:
         return message
+    if (hint := framework_hint(error)) is not None:
+        return hint
     if name == "NameError" and error.get("missing"):
         return f"{error['missing']} is not defined: run (or restore) its answer cell."
     if len(message) > 160:

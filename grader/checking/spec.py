@@ -164,6 +164,9 @@ class NotebookSpec:
     cell_timeout: float = 60.0
     notebook_timeout: float = 240.0
     memory_bytes: int = 6 << 30
+    # A NumPy notebook: its sandbox holds no PyTorch or TensorFlow (they would do the work the
+    # notebook teaches, e.g. autograd for a backward pass); see runner.Limits.numpy_only.
+    numpy_only: bool = False
 
     def exercise(self, name: str) -> Exercise:
         for exercise in self.exercises:

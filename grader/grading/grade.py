@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import nbformat
 import numpy as np
@@ -17,6 +18,7 @@ from nbformat import NotebookNode
 
 from grader import sandbox
 from grader.sandbox.calls import encode_call
+from grader.sandbox.failures import framework_hint
 from grader.checking.judge import Verdict, blame_dependencies, judge_calls, learner_calls
 from .notebooks_io import assemble, grade_id, is_answer, is_test
 from .results import ExerciseResult, GradedNotebook
@@ -54,6 +56,8 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
     nb, notes = assemble(submission, template)
     limits = limits or sandbox.Limits(cell_timeout=spec.cell_timeout, notebook_timeout=spec.notebook_timeout,
                                       memory_bytes=spec.memory_bytes)
+    if spec.numpy_only:  # whatever limits were asked for, a NumPy notebook runs without the frameworks
+        limits = dataclasses.replace(limits, numpy_only=True)
     planned, encoded, arrays = plan_calls(spec, seed, max_call_seconds=limits.cell_timeout)
     run = sandbox.run(cells_to_run(nb), encoded, arrays, limits, slot=slot)
     results: list[ExerciseResult] = []
@@ -66,10 +70,26 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
                                       exercise.points, verdict.hint))
     sources = {gid: c.source for c in nb.cells if is_answer(c) and (gid := grade_id(c) or "") in verdicts}
     verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts, learner_calls(sources))
+    verdicts = _blame_framework_imports(nb, run, verdicts)
     for result in results:
         result.hint = verdicts[result.name].hint
     _write_outputs(nb, run, spec, verdicts)
     return GradedNotebook(spec.name, nb, results, notes + run.notes, run.isolated, run.seconds)
+
+
+def _blame_framework_imports(nb: NotebookNode, run: sandbox.RunResult, verdicts: dict[str, Verdict]
+                             ) -> dict[str, Verdict]:
+    """A failing exercise whose answer cell stopped at an import of PyTorch or TensorFlow in a
+    NumPy notebook gets that reason (its function was never defined: "not defined" would mislead)."""
+    blamed = dict(verdicts)
+    for index, cell in enumerate(nb.cells):
+        name = grade_id(cell) or ""
+        error = (run.cells.get(index) or {}).get("error")
+        if is_answer(cell) and name in verdicts and not verdicts[name].passed and isinstance(error, dict):
+            hint = framework_hint(error)
+            if hint is not None:
+                blamed[name] = Verdict(False, hint)
+    return blamed
 
 
 def unusable(spec: NotebookSpec, template: NotebookNode | None, reason: str) -> GradedNotebook:

@@ -6,7 +6,6 @@ the file; nothing here ever raises anything else for bad input.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import nbformat
@@ -19,6 +18,14 @@ class UnusableNotebook(ValueError):
     """A submission that cannot be graded at all; str(error) is the one-line reason."""
 
 
+# Sizes checked before anything is parsed further, so that the trusted process's time and
+# memory stay bounded whatever a learner submits (tests/test_trusted_bounds.py measures them).
+# Honest notebooks are far below: the course's largest is ~60 kB, its largest cell ~4 kB.
+MAX_NOTEBOOK_BYTES = 16 << 20
+MAX_CELLS = 2000
+MAX_CELL_CHARS = 64_000
+
+
 def read_notebook(path: Path) -> NotebookNode:
     """Parse ``path`` as a notebook (upgrading old nbformat versions) or raise UnusableNotebook."""
     path = Path(path)
@@ -26,11 +33,15 @@ def read_notebook(path: Path) -> NotebookNode:
         raise UnusableNotebook(f"{path}: no such file")
     if path.is_dir():
         raise UnusableNotebook(f"{path}: is a folder, not a notebook")
-    return parse_notebook(path.read_bytes(), str(path))
+    with open(path, "rb") as f:  # one byte more than allowed is enough to refuse a larger file
+        return parse_notebook(f.read(MAX_NOTEBOOK_BYTES + 1), str(path))
 
 
 def parse_notebook(raw: bytes, label: str) -> NotebookNode:
     """Parse a notebook's bytes; ``label`` (its file name) starts every error message."""
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise UnusableNotebook(f"{label}: the file has more than {MAX_NOTEBOOK_BYTES >> 20} MB; "
+                               "clear the outputs (Edit > Clear Outputs of All Cells) and save it again")
     if not raw.strip():
         raise UnusableNotebook(f"{label}: the file is empty")
     try:
@@ -41,11 +52,39 @@ def parse_notebook(raw: bytes, label: str) -> NotebookNode:
         raise UnusableNotebook(f"{label}: invalid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
     if not isinstance(data, dict) or "nbformat" not in data or ("cells" not in data and "worksheets" not in data):
         raise UnusableNotebook(f"{label}: valid JSON but not a Jupyter notebook (no nbformat or cells)")
+    text = _checked_and_cleared(data, label)
     try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nb = nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises many kinds for damaged notebooks
         raise UnusableNotebook(f"{label}: damaged notebook ({type(error).__name__}: {str(error)[:120]})") from None
     return nb
+
+
+def _checked_and_cleared(data: dict, label: str) -> str:
+    """The notebook as JSON text again, once its cells' sizes are checked and code outputs
+    dropped (the grader runs every cell afresh: outputs are never read, only parsed)."""
+    cells = data.get("cells")
+    if cells is None:  # nbformat 3: cells inside worksheets
+        worksheets = data.get("worksheets")
+        cells = [c for w in worksheets if isinstance(w, dict) for c in w.get("cells", []) or []] \
+            if isinstance(worksheets, list) else []
+    if not isinstance(cells, list):
+        raise UnusableNotebook(f"{label}: valid JSON but not a Jupyter notebook (cells is not a list)")
+    if len(cells) > MAX_CELLS:
+        raise UnusableNotebook(f"{label}: {len(cells)} cells; a notebook may have at most {MAX_CELLS}")
+    for number, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict):
+            continue  # nbformat names the problem below
+        for key in ("source", "input"):
+            source = cell.get(key)
+            size = len(source) if isinstance(source, str) else \
+                sum(len(line) for line in source if isinstance(line, str)) if isinstance(source, list) else 0
+            if size > MAX_CELL_CHARS:
+                raise UnusableNotebook(f"{label}: cell {number} has {size:,} characters; a cell may have at most "
+                                       f"{MAX_CELL_CHARS:,}")
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+    return json.dumps(data)
 
 
 def grade_id(cell) -> str | None:
@@ -73,11 +112,24 @@ def identify(nb: NotebookNode) -> str | None:
     return best
 
 
-_HIDDEN_TESTS = re.compile(r"\n?### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
+_BEGIN_HIDDEN, _END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 def _without_hidden_tests(source: str) -> str:
-    return _HIDDEN_TESTS.sub("\n", source).strip()
+    """``source`` without its hidden-tests blocks, in one pass (linear time on any text: no
+    regular expression, whose backtracking a learner's edited test cell could make quadratic)."""
+    kept, position = [], 0
+    while (start := source.find(_BEGIN_HIDDEN, position)) >= 0:
+        end = source.find(_END_HIDDEN, start + len(_BEGIN_HIDDEN))
+        if end < 0:
+            break
+        kept.append(source[position:start].removesuffix("\n"))
+        kept.append("\n")
+        position = end + len(_END_HIDDEN)
+        if source.startswith("\n", position):
+            position += 1
+    kept.append(source[position:])
+    return "".join(kept).strip()
 
 
 def _locked(cell) -> bool:

@@ -17,6 +17,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .notebooks_io import MAX_NOTEBOOK_BYTES
+
 DEFAULT_PATTERN = r"^(?P<student_id>[^_/]+)_"
 MAX_ZIP_BYTES = 2 << 30
 MAX_FILE_BYTES = 64 << 20
@@ -34,7 +36,7 @@ class Submission:
 
     def read(self) -> dict[str, bytes | None]:
         """Each notebook's bytes (None where there is no file): read once, digested and graded."""
-        return {name: path.read_bytes() if path.is_file() else None for name, path in self.files.items()}
+        return {name: _read_head(path) if path.is_file() else None for name, path in self.files.items()}
 
     def digest(self, contents: dict[str, bytes | None] | None = None) -> str:
         """Changes whenever any submitted file changes: what "already graded" is keyed on."""
@@ -47,6 +49,13 @@ class Submission:
         for problem in self.problems:
             h.update(problem.encode())
         return h.hexdigest()
+
+
+def _read_head(path: Path) -> bytes:
+    """A submitted file's bytes, at most one more than a notebook may have: enough for
+    ``parse_notebook`` to refuse a larger one, never a whole huge file in memory."""
+    with open(path, "rb") as f:
+        return f.read(MAX_NOTEBOOK_BYTES + 1)
 
 
 def find(assignment: str, notebooks: list[str], location: Path, pattern: str = DEFAULT_PATTERN,

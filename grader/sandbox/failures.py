@@ -16,6 +16,7 @@ class Failure(StrEnum):
     PROCESS_DIED = "ProcessDied"        # the notebook's process died while running a cell or call (runner)
     TIME_LIMIT = "TimeLimitExceeded"    # the notebook was stopped at its time or memory limit (runner)
     NOT_RUN = "NotRun"                  # the notebook stopped before this call was made (runner)
+    INVALID_EVENT = "InvalidEvent"      # the sandbox wrote an event the protocol does not allow (runner)
 
 
 SANDBOX_FAILURES = frozenset(failure.value for failure in Failure)
@@ -24,3 +25,16 @@ SANDBOX_FAILURES = frozenset(failure.value for failure in Failure)
 def failure(kind: Failure, message: str) -> dict[str, str]:
     """An error as the sandbox reports it, in the shape of a learner's exception."""
     return {"ename": kind.value, "evalue": message}
+
+
+# How an import of PyTorch or TensorFlow fails in a NumPy notebook's sandbox (jail.ABSENT says it).
+NUMPY_NOTEBOOK = "this is a NumPy notebook"
+
+
+def framework_hint(error: dict) -> str | None:
+    """The hint for an import that failed because the notebook is graded with NumPy alone."""
+    if error.get("ename") not in ("ModuleNotFoundError", "ImportError") or NUMPY_NOTEBOOK not in str(error.get("evalue")):
+        return None
+    module = str(error.get("module") or "PyTorch or TensorFlow").split(".")[0][:40]
+    return (f"{module} cannot be imported: this is a NumPy notebook, graded with NumPy alone (a framework "
+            "would do the work it teaches, such as the backward pass); write it with NumPy.")

@@ -413,13 +413,14 @@ class EventLog:
 
     def emit(self, **event):
         line = json.dumps(event, default=str)
-        if len(line) > self.max_line:
-            for field in ("stdout", "evalue", "traceback"):
-                if field in event:
-                    event[field] = str(event[field])[: self.max_line // 4] + " [truncated]"
-                if isinstance(event.get("error"), dict) and field in event["error"]:
-                    event["error"][field] = str(event["error"][field])[: self.max_line // 4] + " [truncated]"
-            line = json.dumps(event, default=str)[: self.max_line]
+        limit = self.max_line // 8
+        while len(line) > self.max_line and limit >= 16:  # cut the text, never the JSON: a cut line is invalid
+            for field in ("stdout", "evalue", "ename"):  # (escaped characters take up to 12 bytes each)
+                for holder in (event, event.get("error")):
+                    if isinstance(holder, dict) and len(str(holder.get(field, ""))) > limit:
+                        holder[field] = str(holder[field])[:limit] + " [truncated]"
+            line = json.dumps(event, default=str)
+            limit //= 2
         os.write(self.fd, (line + "\n").encode("utf-8", "replace"))
 
 
@@ -438,7 +439,7 @@ def learner_location(exc: BaseException) -> dict | None:
     {"cell": the first function the cell defines, "line": line in the cell, "code": its text}."""
     try:
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if is_cell(frame.filename):
+            if is_cell(frame.filename) and isinstance(frame.lineno, int):
                 match = _DEF.search("".join(linecache.getlines(frame.filename)))
                 return {"cell": match.group(1) if match else "", "line": frame.lineno,
                         "code": (frame.line or "").strip()[:120]}
@@ -449,9 +450,12 @@ def learner_location(exc: BaseException) -> dict | None:
 
 def describe_error(exc: BaseException) -> dict:
     """An exception as the protocol carries it (``calls.call_in_process`` reports the same shape)."""
-    error: dict[str, object] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
-    if isinstance(exc, NameError) and getattr(exc, "name", None):
-        error["missing"] = exc.name
+    error: dict[str, object] = {"ename": str(type(exc).__name__)[:100], "evalue": str(exc)[:2000]}
+    name = getattr(exc, "name", None)
+    if isinstance(exc, NameError) and isinstance(name, str):
+        error["missing"] = name[:100]
+    if isinstance(exc, ImportError) and isinstance(name, str):
+        error["module"] = name[:100]
     where = learner_location(exc)
     if where is not None:
         error["where"] = where
@@ -509,6 +513,8 @@ def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             keys = sorted(flat)
+            if len(keys) > 4096 or sum(map(len, keys)) > 16384:  # the event line that names them must stay short
+                raise ResultError(f"returned {len(keys)} arrays; expected a few")
             _SAVEZ(os.path.join(outdir, f"{index}.npz"), **{f"a{i}": np.asarray(flat[k]) for i, k in enumerate(keys)})
             error = None
         except CellTimeout:

@@ -1,7 +1,7 @@
 """Builds the sandbox's file system and drops privileges, then becomes the harness.
 
-Run as root inside fresh mount, network and PID namespaces (``unshare --mount --net --pid
---fork``): it mounts a new root that holds only the system's programs and libraries, the
+Run as root inside fresh mount, network, PID and IPC namespaces (``unshare --mount --net --pid
+--ipc --fork``): it mounts a new root that holds only the system's programs and libraries, the
 Python installation and virtual environment (read-only), an empty /tmp, and the scratch
 folder at /sandbox. The course, its solutions, the gradebook and every other submission are
 simply absent. Then it applies resource limits, switches to an unprivileged user and execs
@@ -43,7 +43,25 @@ def expose(path: str, root: str, read_only: bool = True) -> None:
         mount("-o", "remount,ro,bind", target)
 
 
-def build_root(root: str, scratch: str, python_paths: list[str]) -> None:
+ABSENT = """raise ModuleNotFoundError(
+    "No module named {name!r}: this is a NumPy notebook, graded with NumPy alone "
+    "(PyTorch and TensorFlow are not available in its sandbox)", name={name!r})
+"""
+
+
+def hide(path: str, root: str) -> None:
+    """Cover a package folder with a read-only one whose import raises: the real files are
+    not in the sandbox's file system at all, so no import hook or path trick reaches them."""
+    target = root + path
+    if not os.path.isdir(target):
+        return
+    mount("-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", target)
+    with open(os.path.join(target, "__init__.py"), "w") as f:
+        f.write(ABSENT.format(name=os.path.basename(path)))
+    mount("-o", "remount,ro,bind", target)
+
+
+def build_root(root: str, scratch: str, python_paths: list[str], hidden: list[str] | None = None) -> None:
     mount("--make-rprivate", "/")
     mount("-t", "tmpfs", "-o", "mode=0755,size=16m", "tmpfs", root)
     # An empty /tmp first: the Python paths exposed next may lie under /tmp (a checkout there
@@ -52,6 +70,8 @@ def build_root(root: str, scratch: str, python_paths: list[str]) -> None:
     mount("-t", "tmpfs", "-o", "mode=1777,size=512m", "tmpfs", root + "/tmp")
     for path in SYSTEM_PATHS + python_paths:
         expose(path, root)
+    for path in hidden or []:
+        hide(path, root)
     os.makedirs(root + "/dev", exist_ok=True)
     mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", root + "/dev")
     for device in DEVICES:
@@ -80,6 +100,7 @@ def main() -> None:
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--python", required=True)
     parser.add_argument("--expose", action="append", default=[])
+    parser.add_argument("--hide", action="append", default=[], help="a package folder the sandbox must not see")
     parser.add_argument("--memory", type=int, required=True)
     parser.add_argument("--cpu", type=int, required=True)
     parser.add_argument("--nproc", type=int, required=True)
@@ -87,7 +108,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the harness's environment")
     options = parser.parse_args()
 
-    build_root(options.root, options.scratch, options.expose)
+    build_root(options.root, options.scratch, options.expose, options.hide)
     os.chroot(options.root)
     os.chdir("/sandbox")
     limit(options.memory, options.cpu, options.nproc, options.fsize)

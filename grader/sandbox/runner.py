@@ -1,10 +1,15 @@
 """Starts the harness isolated and limited, and survives whatever the notebook does to it.
 
 Isolation (when we are root and ``unshare`` works, as on the course's CI and grading
-machines): separate mount, network and PID namespaces, a root file system holding only the
-system and Python (see ``jail.py``), an unprivileged user id per job slot, and limits on
-memory, CPU time, processes and file size. Without root (a learner's laptop) the harness runs
-as the same user with the same limits, and ``isolated`` says so.
+machines): separate mount, network, PID and IPC namespaces, a root file system holding only
+the system and Python (see ``jail.py``), an unprivileged user id per job slot, and limits on
+memory, CPU time, processes and file size; with control groups (``contained``), those limits
+hold for all the sandbox's processes together and none of them outlives its cell, call or
+notebook (``box.py``). Without root (a learner's laptop) the harness runs as the same user
+with per-process limits, and ``isolated`` says so.
+
+Distrust: every event line the sandbox writes is validated (``events.py``); one invalid line
+fails the submission. Result files are read within budgets (``read_results``).
 
 Survival: the harness logs each cell and call as it starts and ends. A cell that exceeds its
 time limit is interrupted; one that ignores the interruption, exhausts memory, kills its own
@@ -25,7 +30,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 import zlib
@@ -35,6 +39,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
+from . import events as protocol
+from .box import Box
 from .failures import Failure, failure
 
 HERE = Path(__file__).resolve().parent
@@ -51,9 +57,13 @@ class Limits:
     result_bytes: int = 16 << 20  # one call's arrays, as declared in their headers; see read_results
     results_total_bytes: int = 256 << 20  # all calls' arrays together, in the trusted process
     output_chars: int = 20_000
+    outputs_total_chars: int = 1_000_000  # all cells' output kept for the graded notebook and feedback
     max_restarts: int = 6
     threads: int = 0  # math-library threads per notebook (0: one per core); see thread_env
     grace: float = 3.0  # after a soft time limit, how long before the process is killed
+    scratch_bytes: int = 1 << 30  # /sandbox, a tmpfs: its pages count in memory_bytes too
+    events_bytes: int = 32 << 20  # all event lines of one attempt together
+    numpy_only: bool = False  # PyTorch and TensorFlow are absent from the sandbox (see jail.hide)
 
 
 @dataclass
@@ -62,7 +72,10 @@ class RunResult:
     calls: dict[int, dict] = field(default_factory=dict)  # index -> {"outputs"} | {"error"}
     notes: list[str] = field(default_factory=list)
     isolated: bool = False
+    contained: bool = False  # every process in one control group, killed at the end (see box.py)
     seconds: float = 0.0
+    invalid: str | None = None  # why the sandbox's events were refused: the submission fails
+    memory_peak: int | None = None  # bytes, all the sandbox's processes and tmpfs together (contained only)
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,14 +85,31 @@ def can_isolate() -> bool:
         return False
     if os.environ.get("GRADER_NO_ISOLATION") == "1":
         return False
-    probe = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "true"],
+    probe = subprocess.run(["unshare", *NAMESPACES, "--fork", "--kill-child", "true"],
                            capture_output=True, timeout=20)
     return probe.returncode == 0
 
 
+NAMESPACES = ("--mount", "--net", "--pid", "--ipc")
+# What a NumPy notebook's sandbox does not contain (``Limits.numpy_only``).
+FRAMEWORK_PACKAGES = ("torch", "functorch", "torchgen", "tensorflow", "keras", "tf_keras", "jax", "jaxlib")
+
+
+def framework_paths() -> list[str]:
+    """The folders of PyTorch, TensorFlow and their kin on this Python's import path."""
+    found = []
+    for entry in sys.path:
+        for name in FRAMEWORK_PACKAGES:
+            path = os.path.join(entry, name)
+            if entry and os.path.isdir(path) and not os.path.islink(path):
+                found.append(os.path.realpath(path))
+    return sorted(set(found))
+
+
 def python_paths() -> list[str]:
     """Folders the sandbox's Python needs: the installation and the virtual environment."""
-    paths = {sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {sys.base_prefix, sys.prefix, os.path.realpath(sys.prefix),  # a virtual environment behind a link
+             os.path.dirname(os.path.realpath(sys.executable))}
     return sorted(p for p in paths if p and p != "/")
 
 
@@ -114,37 +144,44 @@ def _death_reason(returncode: int | None, killed_for: str | None) -> str:
 class _Attempt:
     """One run of the harness, watched until it finishes, dies or runs out of time."""
 
-    def __init__(self, work: Path, root: Path, limits: Limits, uid: int, isolated: bool, deadline: float, job: dict):
-        self.work, self.limits, self.deadline, self.job = work, limits, deadline, job
-        self.events: list[dict] = []
+    def __init__(self, box: Box, limits: Limits, isolated: bool, deadline: float, job: dict, result: RunResult):
+        self.box, self.work, self.limits, self.deadline, self.job = box, box.work, limits, deadline, job
+        self.result = result  # the run's: each finished cell or call overwrites an earlier attempt's
+        self.finished = False
+        self.invalid: str | None = None
         self._offset = 0
+        self._init: int | None = None  # the PID namespace's init (the harness), on the host
         self.in_flight: tuple[str, int] | None = None
         self.started_at = 0.0
         self.killed_for: str | None = None
         cpu = int(limits.notebook_timeout * 2) + 10
         if isolated:
-            cmd = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
-                   sys.executable, "-I", str(HERE / "jail.py"), "--root", str(root), "--scratch", str(work),
-                   "--uid", str(uid), "--python", sys.executable, "--memory", str(limits.memory_bytes),
+            cmd = ["unshare", *NAMESPACES, "--fork", "--kill-child",
+                   sys.executable, "-I", str(HERE / "jail.py"), "--root", str(box.root), "--scratch", str(box.work),
+                   "--uid", str(box.uid), "--python", sys.executable, "--memory", str(limits.memory_bytes),
                    "--cpu", str(cpu), "--nproc", str(limits.processes), "--fsize", str(limits.file_bytes)]
             cmd += [f"--env={name}={value}" for name, value in thread_env(limits.threads).items()]
             for path in python_paths():
                 cmd += ["--expose", path]
+            if limits.numpy_only:
+                for path in framework_paths():
+                    cmd += ["--hide", path]
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+                                         stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=box.join)
         else:
             def limit():
                 resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
                 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "MPLBACKEND": "Agg",
-                   "MPLCONFIGDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8",
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.work), "MPLBACKEND": "Agg",
+                   "MPLCONFIGDIR": str(self.work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8",
                    **thread_env(limits.threads)}
-            self.proc = subprocess.Popen([sys.executable, "-I", str(work / "harness.py"), str(work)],
+            self.proc = subprocess.Popen([sys.executable, "-I", str(self.work / "harness.py"), str(self.work)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, env=env, cwd=work,
+                                         stderr=subprocess.DEVNULL, env=env, cwd=self.work,
                                          start_new_session=True, preexec_fn=limit)
+        self._events_left = limits.events_bytes
 
     def _item_timeout(self, kind: str, index: int) -> float:
         if kind == "cell":
@@ -152,39 +189,107 @@ class _Attempt:
         return float(self.job["calls"][index]["timeout"])
 
     def _read_events(self) -> None:
-        data = read_regular_file(self.work / "events.jsonl", 4 << 20, offset=self._offset)
+        """Validate and apply the new event lines; keep none of them (bounded memory)."""
+        if self.invalid:
+            return
+        data = read_regular_file(self.work / "events.jsonl", min(4 << 20, self._events_left + 1), offset=self._offset)
         if data is None:
             return
         end = data.rfind(b"\n")
         if end < 0:
+            if len(data) > self._events_left:
+                self._refuse(f"more than {self.limits.events_bytes >> 20} MiB of events")
+            elif len(data) > protocol.MAX_LINE_BYTES:
+                self._refuse(f"a line of more than {protocol.MAX_LINE_BYTES} bytes")
             return
         self._offset += end + 1
+        self._events_left -= end + 1
+        if self._events_left < 0:
+            self._refuse(f"more than {self.limits.events_bytes >> 20} MiB of events")
+            return
         for line in data[: end + 1].splitlines():
             try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            self.events.append(event)
-            kind = str(event.get("event", ""))
-            if kind.endswith("_start"):
-                self.in_flight, self.started_at = (kind[:-6], int(event.get("index", -1))), time.monotonic()
-            elif kind.endswith("_end"):
-                self.in_flight = None
+                event = protocol.parse(line, len(self.job["cells"]), len(self.job["calls"]), self.limits.output_chars)
+            except protocol.InvalidEvent as error:
+                self._refuse(str(error))
+                return
+            self._apply(event)
+
+    def _refuse(self, reason: str) -> None:
+        self.invalid = f"the sandbox wrote an invalid event ({reason}): the submission is not graded"
+        self._kill(self.invalid)
+
+    def _apply(self, event: protocol.Event) -> None:
+        kind = event.kind
+        if kind == "finished":
+            self.finished = True
+        elif kind.endswith("_start"):
+            self.in_flight, self.started_at = (kind[:-6], event.index), time.monotonic()
+        elif kind.endswith("_end"):
+            self.in_flight = None
+            self._kill_strays()
+            if kind == "cell_end":
+                kept = sum(len(c["stdout"]) for i, c in self.result.cells.items() if i != event.index)
+                stdout = event.stdout
+                if kept + len(stdout) > self.limits.outputs_total_chars:
+                    stdout = f"[output not kept: the notebook printed more than {self.limits.outputs_total_chars:,} characters]"
+                self.result.cells[event.index] = {"ok": event.ok, "error": event.error, "stdout": stdout}
+            elif not event.ok:
+                self.result.calls[event.index] = {"error": event.error or {"ename": "Error", "evalue": ""}}
+            else:
+                used = sum(array.nbytes for i, call in self.result.calls.items() if i != event.index
+                           for array in call.get("outputs", {}).values())
+                self.result.calls[event.index] = _load_outputs(
+                    self.work / "out" / f"{event.index}.npz", event.keys, self.limits,
+                    budget=max(0, self.limits.results_total_bytes - used))
+
+    def _kill_strays(self) -> None:
+        """When a cell or call ends, every process it started ends too (all but the harness)."""
+        if self.box.cgroup is None:
+            return
+        if self._init is None:
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                return
+            if len(children) != 1:
+                return
+            self._init = int(children[0])
+        self.box.kill_all(keep=frozenset({self.proc.pid, self._init}))
 
     def _kill(self, reason: str) -> None:
-        self.killed_for = reason
+        if self.killed_for is None:
+            self.killed_for = reason
+        self.stop()
+
+    def stop(self) -> None:
+        """Kill the harness and every process the sandbox started."""
+        if self.box.cgroup is not None:
+            # All but ``unshare`` first: it then reaps the namespace's init and exits, and we reap
+            # it, so that not even a zombie is left to the host's init.
+            self.box.kill_all(keep=frozenset({self.proc.pid}))
+            try:
+                self.proc.wait(timeout=5)
+                return
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        self.box.kill_all()
 
     def watch(self) -> None:
         while True:
             returncode = self.proc.poll()
             self._read_events()
-            if returncode is not None:
+            if returncode is not None or self.invalid:
+                while not self.invalid:  # what it wrote before it ended, to the end (within events_bytes)
+                    offset = self._offset
+                    self._read_events()
+                    if self._offset == offset:
+                        break
+                self.proc.wait()
                 return
             now = time.monotonic()
             if now > self.deadline:
@@ -197,10 +302,6 @@ class _Attempt:
                                "and ignored the interruption")
             time.sleep(0.02)
 
-    @property
-    def finished(self) -> bool:
-        return any(e.get("event") == "finished" for e in self.events)
-
 
 def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], limits: Limits,
         slot: int = 0) -> RunResult:
@@ -208,66 +309,79 @@ def run(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], lim
     started = time.monotonic()
     isolated = can_isolate()
     uid = SANDBOX_UID_BASE + slot
-    base = Path(tempfile.mkdtemp(prefix="grader-"))
-    work, root = base / "work", base / "root"
-    work.mkdir()
-    root.mkdir()
+    cores = limits.threads or os.cpu_count() or 1
     result = RunResult(isolated=isolated)
-    try:
-        if isolated:
-            os.chown(work, uid, uid)
-        skip_cells: set[int] = set()
-        skip_calls: set[int] = set()
-        crashed: set[tuple[str, int]] = set()
-        deadline = started + limits.notebook_timeout
-        for attempt in range(limits.max_restarts + 1):
-            job = {"cells": cells, "calls": calls, "skip_cells": sorted(skip_cells), "skip_calls": sorted(skip_calls),
-                   "cell_timeout": limits.cell_timeout, "output_limit": limits.output_chars,
-                   "max_event_bytes": 65536}
-            # Written afresh for every attempt: the sandboxed code may have replaced any of them.
-            for name in ("job.json", "inputs.npz", "harness.py", "events.jsonl", "crash.log", "out"):
-                _remove(work / name)
-            (work / "out").mkdir()
-            if isolated:
-                os.chown(work / "out", uid, uid)
-            (work / "job.json").write_text(json.dumps(job))
-            np.savez(work / "inputs.npz", **arrays)  # type: ignore[arg-type]
-            shutil.copy(HERE / "harness.py", work / "harness.py")
-            run_ = _Attempt(work, root, limits, uid, isolated, deadline, job)
-            run_.watch()
-            _collect(run_.events, work, limits, result)
-            if run_.finished:
-                break
-            reason = _death_reason(run_.proc.returncode, run_.killed_for)
-            if run_.in_flight is None or time.monotonic() > deadline:
-                result.notes.append(f"Stopped: {reason}.")
-                break
-            kind, index = run_.in_flight
-            where = _crash_location(work)
-            if not run_.killed_for and (kind, index) not in crashed:
-                # A crash can be the framework's, not the learner's (a rare native fault in a
-                # library): try the same cell or call once more before holding it against them.
-                crashed.add((kind, index))
-                result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; trying it once more.")
-                continue
-            error = failure(Failure.TIME_LIMIT if run_.killed_for else Failure.PROCESS_DIED,
-                            f"{reason} while running this {kind}; it was skipped and the notebook re-run without it.")
-            if kind == "cell":
-                skip_cells.add(index)
-                result.cells[index] = {"ok": False, "error": error, "stdout": ""}
-            else:
-                skip_calls.add(index)
-                result.calls[index] = {"error": error}
-            result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; re-running without it.")
-        else:
-            result.notes.append("Stopped: too many restarts.")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with Box(slot, uid, isolated, limits.memory_bytes, limits.processes, cores, limits.scratch_bytes) as box:
+        result.contained = box.cgroup is not None
+        _attempts(cells, calls, arrays, limits, box, started, result)
+    result.memory_peak = box.memory_peak
+    if result.invalid:  # nothing a hostile sandbox said is believed
+        result.cells, result.calls = {}, {}
+        result.notes.append(f"Stopped: {result.invalid}.")
     for index in range(len(calls)):
-        result.calls.setdefault(index, {"error": failure(Failure.NOT_RUN, "the notebook stopped before this check ran: "
-                                                          + (result.notes[-1] if result.notes else "no result"))})
+        result.calls.setdefault(index, {"error": failure(
+            Failure.INVALID_EVENT if result.invalid else Failure.NOT_RUN,
+            result.invalid or "the notebook stopped before this check ran: "
+            + (result.notes[-1] if result.notes else "no result"))})
     result.seconds = time.monotonic() - started
     return result
+
+
+def _attempts(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray], limits: Limits, box: Box,
+              started: float, result: RunResult) -> None:
+    """Run the notebook, again without any cell or call that killed it, until it finishes."""
+    work, uid, isolated = box.work, box.uid, box.isolated
+    skip_cells: set[int] = set()
+    skip_calls: set[int] = set()
+    crashed: set[tuple[str, int]] = set()
+    deadline = started + limits.notebook_timeout
+    for attempt in range(limits.max_restarts + 1):
+        job = {"cells": cells, "calls": calls, "skip_cells": sorted(skip_cells), "skip_calls": sorted(skip_calls),
+               "cell_timeout": limits.cell_timeout, "output_limit": limits.output_chars,
+               "max_event_bytes": 65536}
+        box.kill_all()  # nothing of the previous attempt keeps running
+        # Written afresh for every attempt: the sandboxed code may have replaced any of them.
+        for name in ("job.json", "inputs.npz", "harness.py", "events.jsonl", "crash.log", "out"):
+            _remove(work / name)
+        (work / "out").mkdir()
+        if isolated:
+            os.chown(work / "out", uid, uid)
+        (work / "job.json").write_text(json.dumps(job))
+        np.savez(work / "inputs.npz", **arrays)  # type: ignore[arg-type]
+        shutil.copy(HERE / "harness.py", work / "harness.py")
+        run_ = _Attempt(box, limits, isolated, deadline, job, result)
+        try:
+            run_.watch()
+        finally:  # whatever the supervisor met, no process of this attempt runs on unwatched
+            run_.stop()
+            run_.proc.wait()
+        if run_.invalid:
+            result.invalid = run_.invalid
+            return
+        if run_.finished:
+            return
+        reason = _death_reason(run_.proc.returncode, run_.killed_for)
+        if run_.in_flight is None or time.monotonic() > deadline:
+            result.notes.append(f"Stopped: {reason}.")
+            return
+        kind, index = run_.in_flight
+        where = _crash_location(work)
+        if not run_.killed_for and (kind, index) not in crashed:
+            # A crash can be the framework's, not the learner's (a rare native fault in a
+            # library): try the same cell or call once more before holding it against them.
+            crashed.add((kind, index))
+            result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; trying it once more.")
+            continue
+        error = failure(Failure.TIME_LIMIT if run_.killed_for else Failure.PROCESS_DIED,
+                        f"{reason} while running this {kind}; it was skipped and the notebook re-run without it.")
+        if kind == "cell":
+            skip_cells.add(index)
+            result.cells[index] = {"ok": False, "error": error, "stdout": ""}
+        else:
+            skip_calls.add(index)
+            result.calls[index] = {"error": error}
+        result.notes.append(f"{kind.capitalize()} {index}: {reason}{where}; re-running without it.")
+    result.notes.append("Stopped: too many restarts.")
 
 
 def _crash_location(work: Path) -> str:
@@ -286,27 +400,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _collect(events: list[dict], work: Path, limits: Limits, result: RunResult) -> None:
-    """Record the cells and calls that finished in this attempt (later attempts overwrite)."""
-    for event in events:
-        kind = event.get("event")
-        index = event.get("index")
-        if not isinstance(index, int):
-            continue
-        error = event.get("error") if isinstance(event.get("error"), dict) else None
-        if kind == "cell_end":
-            result.cells[index] = {"ok": bool(event.get("ok")), "error": error,
-                                   "stdout": str(event.get("stdout", ""))[: limits.output_chars + 100]}
-        elif kind == "call_end":
-            if not event.get("ok"):
-                result.calls[index] = {"error": error or {"ename": "Error", "evalue": ""}}
-                continue
-            used = sum(array.nbytes for i, call in result.calls.items() if i != index
-                       for array in call.get("outputs", {}).values())
-            result.calls[index] = _load_outputs(work / "out" / f"{index}.npz", event.get("keys"), limits,
-                                                budget=max(0, limits.results_total_bytes - used))
 
 
 def read_regular_file(path: Path, limit: int, offset: int = 0) -> bytes | None:

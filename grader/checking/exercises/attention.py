@@ -730,6 +730,7 @@ transformer_block = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="06_attention",
+    numpy_only=True,
     exercises=(causal_mask, scaled_dot_product_attention, attention_backward, layer_norm, layer_norm_backward,
                gelu, split_heads, merge_heads, multi_head_attention, positional_encoding, transformer_block),
     cell_timeout=30.0,

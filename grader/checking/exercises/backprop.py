@@ -395,6 +395,7 @@ relative_error = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="02_backprop",
+    numpy_only=True,
     exercises=(relu_backward, sigmoid_backward, dense_backward, mse_loss_grad, softmax_cross_entropy_grad,
                mlp_backward, numerical_gradient, relative_error),
     cell_timeout=30.0,

@@ -227,6 +227,7 @@ mlp_forward = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="01_forward",
+    numpy_only=True,
     exercises=(relu, sigmoid, softmax, dense_forward, mse_loss, cross_entropy, mlp_forward),
     cell_timeout=30.0,
     notebook_timeout=120.0,

@@ -437,6 +437,7 @@ train = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="03_gradient_descent",
+    numpy_only=True,
     exercises=(sgd_step, iterate_minibatches, train),
     cell_timeout=30.0,
     notebook_timeout=120.0,
