@@ -8,13 +8,14 @@ learner's kernel (see ``grader.grading.grade``), but the learner sees the same j
 """
 from __future__ import annotations
 
+import inspect
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from grader.checking import exercises
-from grader.checking.judge import dependency_hint, judge_calls
+from grader.checking.judge import NOT_DONE, dependency_hint, judge_calls
 from grader.sandbox import harness
 from grader.sandbox.calls import call_in_process
 
@@ -56,6 +57,14 @@ def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
     visible check; that check's hint), or None. Read from the names the learner's code uses."""
     names = {e.name for e in spec.exercises} - {name}
     seen: set[str] = set()
+    namespace = getattr(inspect.unwrap(fn), "__globals__", None)
+    for used in spec.exercise(name).uses:  # functions that build this exercise's arguments
+        other = namespace.get(used) if isinstance(namespace, dict) else None
+        if callable(other):
+            seen.add(used)
+            verdict, _ = _judge(spec.exercise(used), other, hidden=False)
+            if not verdict.passed:
+                return used, verdict.hint
     todo = [fn]
     while todo:
         caller = todo.pop()
@@ -79,7 +88,7 @@ def check(name: str, fn, hidden: bool = False) -> None:
     exercise, spec = _find_exercise(name)
     verdict, count = _judge(exercise, fn, hidden)
     if not verdict.passed:
-        failing = _failing_dependency(fn, spec, name)
+        failing = _failing_dependency(fn, spec, name) if verdict.hint != NOT_DONE else None
         hint = dependency_hint(name, *failing) if failing else verdict.hint
         raise CheckFailed(f"{name}: {hint}") from None
     print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({count} case{'' if count == 1 else 's'}).")

@@ -55,6 +55,17 @@ class GPTModel:
 
 
 @dataclass(frozen=True)
+class LearnerModel:
+    """A model built in the sandbox by the learner's own ``builder`` (e.g. ``make_llama``) from
+    ``config``, converted to float64 and given ``weights`` by name (``load_state_dict(strict=True)``):
+    the learner's code with the judge's weights, so that the judge knows the right answers."""
+
+    builder: str
+    config: dict
+    weights: dict[str, np.ndarray] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Call:
     """One call of the learner's function: positional and keyword arguments, and a probe.
 
@@ -108,6 +119,8 @@ class Exercise:
     ``keeps_inputs`` is the hint for an answer that changes its argument arrays, checked on the
     calls with the "inputs_after" probe; ``rng_only`` the hint for one whose randomness does not
     come from its generator argument alone, checked on the calls with the "reseeded" probe.
+    ``uses`` names other exercises whose functions the harness calls to build this one's
+    arguments (a model made by the learner's ``make_llama``): when they fail, so does this one.
     """
 
     name: str
@@ -124,6 +137,7 @@ class Exercise:
     trusts: str = ""
     keeps_inputs: str = ""
     rng_only: str = ""
+    uses: tuple[str, ...] = ()
 
     @property
     def trust(self) -> str:
