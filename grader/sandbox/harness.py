@@ -352,6 +352,8 @@ def _probe_llama(result, args, kwargs, probe_args, again=None):
     x, prompt = torch.tensor(probe_args["x"]), int(probe_args["prompt"])
     with torch.no_grad():
         flat["output.x"] = to_array(model(x))
+        if not callable(LEARNER_NAMESPACE.get("new_cache")):
+            raise NameError("name 'new_cache' is not defined", name="new_cache")
         cache = LEARNER_NAMESPACE["new_cache"](model, x.shape[0])
         parts = [model(x[:, :prompt], cache=cache)] + [model(x[:, t:t + 1], cache=cache) for t in range(prompt, x.shape[1])]
         flat["output.cached"] = to_array(torch.cat(parts, dim=1))
