@@ -280,6 +280,10 @@ def test_changing_an_input_in_place_is_named(sol):
         return out
 
     assert _graded(in_place, M.apply_rope, M.apply_rope.visible_calls()).hint == M.KEEPS_INPUTS
+    overwrites_prompt = _in_notebook(sol, M._GEN_CELL.format(**M._GEN_RIGHT).replace(
+        "    return idx\n", "    prompt.zero_()\n    return idx\n").replace(
+        "    cache = new_cache(", "    prompt = idx\n    cache = new_cache("), "generate_cached")
+    assert _graded(overwrites_prompt, M.generate_cached, M.generate_cached.visible_calls()).hint == M.KEEPS_INPUTS
 
 
 def test_notebook_08_catalogues_at_least_25_mistakes():

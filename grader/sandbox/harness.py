@@ -328,9 +328,11 @@ def build_learner_model(builder: str, config: dict, weights: dict):
 
 
 def _probe_positions(result, args, kwargs, probe_args, again=None):
-    """The result, and how many positions per sequence went through the model (argument 0)."""
+    """The result, how many positions per sequence went through the model (argument 0), and
+    argument 1 after the call (the prompt must be left unchanged)."""
     flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()}
     flat["positions"] = np.asarray(sum(_POSITIONS.get(id(args[0]), [])))
+    flat["after.1"] = to_array(args[1])
     return flat
 
 

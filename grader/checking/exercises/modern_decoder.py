@@ -14,7 +14,8 @@ What each exercise trusts (nothing a learner's code computes is believed as such
   parameters, or a lookup, cannot know the judge's weights.
 - ``generate_cached``: the judge hands over the learner's own model holding the judge's
   weights, so it knows every token the recipe draws; the harness counts the positions that
-  go through the model, which tells a cache that recomputes the whole sequence.
+  go through the model, which tells a cache that recomputes the whole sequence, and returns
+  the prompt after the call, which must be unchanged.
 """
 from __future__ import annotations
 
@@ -579,6 +580,8 @@ def judge_generate_cached(call: Call, outputs) -> str | None:
         if np.array_equal(out, O.generate(**args, cached=True, refeed=True)):
             return GEN_REFEED
         return GEN_GENERATOR
+    if not np.array_equal(outputs.get("after.1", idx), idx):
+        return KEEPS_INPUTS
     ran = int(np.asarray(positions)) if positions is not None else -1
     if not 0 < ran <= idx.shape[1] + new:
         return GEN_RECOMPUTE
