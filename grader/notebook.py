@@ -8,13 +8,14 @@ learner's kernel (see ``grader.grading.grade``), but the learner sees the same j
 """
 from __future__ import annotations
 
+import inspect
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from grader.checking import exercises
-from grader.checking.judge import dependency_hint, judge_calls
+from grader.checking.judge import NOT_DONE, dependency_hint, judge_calls
 from grader.sandbox import harness
 from grader.sandbox.calls import call_in_process
 
@@ -56,7 +57,7 @@ def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
     or not, and that fails its own visible check; that check's hint), or None. Read from the
     names the learner's code uses. The order is the grader's (``judge.blame_dependencies``), so
     the notebook and ``grader check`` blame the same exercise."""
-    called = _called_exercises(fn, {e.name for e in spec.exercises} - {name})
+    called = _called_exercises(fn, {e.name for e in spec.exercises} - {name}, spec.exercise(name).uses)
     for exercise in spec.exercises:
         if exercise.name in called:
             verdict, _ = _judge(exercise, called[exercise.name], hidden=False)
@@ -65,11 +66,16 @@ def _failing_dependency(fn, spec, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _called_exercises(fn, names: set[str]) -> dict:
+def _called_exercises(fn, names: set[str], uses: tuple[str, ...] = ()) -> dict:
     """Exercise name -> the learner's function of that name, for every exercise that ``fn``
-    uses, directly or through the exercises it uses."""
+    uses, directly or through the exercises it uses, or that builds its arguments (``uses``)."""
     found: dict = {}
-    todo = [fn]
+    namespace = getattr(inspect.unwrap(fn), "__globals__", None)
+    for used in uses:  # functions the harness calls to build this exercise's arguments
+        other = namespace.get(used) if isinstance(namespace, dict) else None
+        if callable(other):
+            found[used] = other
+    todo = [fn, *found.values()]
     while todo:
         caller = todo.pop()
         code, namespace = getattr(caller, "__code__", None), getattr(caller, "__globals__", None)
@@ -97,7 +103,7 @@ def check(name: str, fn, hidden: bool = False) -> None:
     exercise, spec = _find_exercise(name)
     verdict, count = _judge(exercise, fn, hidden)
     if not verdict.passed:
-        failing = _failing_dependency(fn, spec, name)
+        failing = _failing_dependency(fn, spec, name) if verdict.hint != NOT_DONE else None
         hint = dependency_hint(name, *failing) if failing else verdict.hint
         raise CheckFailed(f"{name}: {hint}") from None
     print(f"{name}: {'hidden' if hidden else 'visible'} checks passed ({count} case{'' if count == 1 else 's'}).")

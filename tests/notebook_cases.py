@@ -61,7 +61,8 @@ def dependencies(name: str) -> dict[str, set[str]]:
     """Exercise -> exercises its solution calls (directly or not), read from the answer cells."""
     names = [e.name for e in exercises.notebook_spec(name).exercises]
     sources = {grade_id(c): c.source for c in solution(name).cells if is_answer(c)}
-    direct = {n: {m for m in names if m != n and re.search(rf"\b{m}\s*\(", sources.get(n, ""))} for n in names}
+    direct = {n: {m for m in names if m != n and re.search(rf"\b{m}\s*\(", sources.get(n, ""))}
+              | set(exercises.notebook_spec(name).exercise(n).uses) for n in names}
     closed = {}
     for n in names:
         seen, todo = set(), list(direct[n])

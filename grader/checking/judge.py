@@ -172,9 +172,12 @@ def dependency_hint(name: str, dependency: str, its_hint: str) -> str:
     return f"{name} calls {dependency}, which fails its own check: fix {dependency} first ({dependency}: {its_hint})"
 
 
-def learner_calls(sources: dict[str, str]) -> dict[str, set[str]]:
-    """Exercise -> the other exercises its answer cell calls, directly or through them."""
+def learner_calls(sources: dict[str, str], uses: dict[str, tuple[str, ...]] | None = None) -> dict[str, set[str]]:
+    """Exercise -> the other exercises its answer cell calls, directly or through them (or
+    whose functions build its arguments: ``uses``)."""
     direct = {n: _called_names(src) & set(sources) - {n} for n, src in sources.items()}
+    for n, used in (uses or {}).items():
+        direct.setdefault(n, set()).update(set(used) - {n})
     closed = {}
     for n in direct:
         seen, todo = set(), list(direct[n])
@@ -197,11 +200,12 @@ def _called_names(source: str) -> set[str]:
 
 
 def blame_dependencies(order: list[str], verdicts: dict[str, Verdict], calls: dict[str, set[str]]) -> dict[str, Verdict]:
-    """Failing exercises whose function calls another failing one say to fix that one first."""
+    """Failing exercises whose function calls another failing one say to fix that one first
+    (a stub that is not implemented yet says so, whatever it would call)."""
     blamed = dict(verdicts)
     for name in order:
         verdict = verdicts[name]
-        if verdict.passed:
+        if verdict.passed or verdict.hint == NOT_DONE:
             continue
         failing = [d for d in order if d in calls.get(name, ()) and not verdicts[d].passed]
         if failing:

@@ -55,6 +55,17 @@ class GPTModel:
 
 
 @dataclass(frozen=True)
+class LearnerModel:
+    """A model built in the sandbox by the learner's own ``builder`` (e.g. ``make_llama``) from
+    ``config``, converted to float64 and given ``weights`` by name (``load_state_dict(strict=True)``):
+    the learner's code with the judge's weights, so that the judge knows the right answers."""
+
+    builder: str
+    config: dict
+    weights: dict[str, np.ndarray] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Call:
     """One call of the learner's function: positional and keyword arguments, and a probe.
 
@@ -115,6 +126,8 @@ class Exercise:
     ``keeps_float32`` asks that float32 inputs give float32 outputs (the notebook's stated
     return format): on a call whose floating-point inputs are all float32, a floating-point
     output of another dtype fails with ``judge.float32_hint``.
+    ``uses`` names other exercises whose functions the harness calls to build this one's
+    arguments (a model made by the learner's ``make_llama``): when they fail, so does this one.
     """
 
     name: str
@@ -133,6 +146,7 @@ class Exercise:
     rng_only: str = ""
     outputs: tuple[str, ...] = ()
     keeps_float32: bool = False
+    uses: tuple[str, ...] = ()
 
     @property
     def trust(self) -> str:

@@ -69,7 +69,8 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
         results.append(ExerciseResult(exercise.name, exercise.title, exercise.points if verdict.passed else 0,
                                       exercise.points, verdict.hint))
     sources = {gid: c.source for c in nb.cells if is_answer(c) and (gid := grade_id(c) or "") in verdicts}
-    verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts, learner_calls(sources))
+    verdicts = blame_dependencies([e.name for e in spec.exercises], verdicts,
+                                  learner_calls(sources, {e.name: e.uses for e in spec.exercises}))
     verdicts = _blame_framework_imports(nb, run, verdicts)
     for result in results:
         result.hint = verdicts[result.name].hint

@@ -1,9 +1,11 @@
 """Calls as JSON plus arrays: the only form in which they cross into the sandbox."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
-from grader.checking.spec import Call, Function, GPTModel, Tensor, TorchGenerator
+from grader.checking.spec import Call, Function, GPTModel, LearnerModel, Tensor, TorchGenerator
 from grader.sandbox import harness
 
 
@@ -26,6 +28,13 @@ def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
             arrays[f"{key}.{name}"] = np.asarray(array)
             weights[name] = f"{key}.{name}"
         return {"kind": "gpt", "weights": weights, "n_head": int(value.n_head)}
+    if isinstance(value, LearnerModel):
+        weights = {}
+        for name, array in value.weights.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+            weights[name] = f"{key}.{name}"
+        return {"kind": "learner_model", "builder": value.builder,
+                "config": encode_value(value.config, f"{key}.config", arrays), "weights": weights}
     if isinstance(value, np.ndarray):
         arrays[key] = value
         return {"kind": "array", "key": key}
@@ -64,6 +73,8 @@ def call_in_process(fn, fn_name: str, call: Call) -> dict:
     """
     arrays: dict[str, np.ndarray] = {}
     spec = encode_call(fn_name, call, "c", arrays, timeout=0)
+    # where a learner's model builder is found (under decorators such as @torch.no_grad())
+    harness.LEARNER_NAMESPACE = getattr(inspect.unwrap(fn), "__globals__", {})
     try:
         args = [harness.build_argument(a, arrays) for a in spec["args"]]
         kwargs = {k: harness.build_argument(v, arrays) for k, v in spec["kwargs"].items()}

@@ -108,6 +108,9 @@ def build_argument(spec, arrays):
     if kind == "torch_generator":
         import torch
         return torch.Generator().manual_seed(spec["seed"])
+    if kind == "learner_model":
+        return build_learner_model(spec["builder"], build_argument(spec["config"], arrays),
+                                   {name: np.array(arrays[key]) for name, key in spec["weights"].items()})
     if kind == "gpt":
         return build_context_model({name: np.array(arrays[key]) for name, key in spec["weights"].items()})
     if kind == "tensor":
@@ -184,7 +187,7 @@ def _probe_inputs_after(result, args, kwargs, probe_args, again):
 def array_arguments(items, prefix=""):
     """(path, array) for every NumPy array among (name, value) items, inside dicts and lists too."""
     for name, value in items:
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray) or (hasattr(value, "detach") and hasattr(value, "cpu")):  # torch too
             yield f"{prefix}{name}", value
         elif isinstance(value, dict):
             yield from array_arguments(value.items(), f"{prefix}{name}.")
@@ -311,6 +314,76 @@ def _probe_kept(result, args, kwargs, probe_args, again=None):
     return flat
 
 
+# --- notebook 08: the learner's own model, holding the judge's weights -------------------
+
+# The learner's namespace, where a builder such as make_llama is found (set by make_calls here,
+# by calls.call_in_process in a learner's kernel).
+LEARNER_NAMESPACE: dict = {}
+# id(model) -> positions per sequence that went through each model built here (see _count_positions)
+_POSITIONS: dict[int, list[int]] = {}
+
+
+def load_weights(model, weights: dict) -> None:
+    """The module in float64, holding ``weights`` by name: load_state_dict(strict=True)."""
+    import torch
+    model.to(torch.float64)
+    model.load_state_dict({name: torch.tensor(value) for name, value in weights.items()}, strict=True)
+
+
+def build_learner_model(builder: str, config: dict, weights: dict):
+    """The learner's ``builder(**config)`` with the judge's ``weights``; the positions each call of
+    the model runs are counted (a cache must run each new token alone)."""
+    fn = LEARNER_NAMESPACE.get(builder)
+    if fn is None or not callable(fn):
+        raise NameError(f"name {builder!r} is not defined", name=builder)
+    model = fn(**config)
+    load_weights(model, weights)
+    model.eval()
+    counted = _POSITIONS[id(model)] = []  # a fresh count: ids of freed models are reused
+
+    def count(module, args, kwargs):
+        idx = args[0] if args else kwargs.get("idx")
+        counted.append(int(idx.shape[-1]) if hasattr(idx, "shape") and len(idx.shape) else 0)
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
+    return model
+
+
+def _probe_positions(result, args, kwargs, probe_args, again=None):
+    """The result, how many positions per sequence went through the model (argument 0), and
+    argument 1 after the call (the prompt must be left unchanged)."""
+    flat = {f"result.{k}" if k else "result": v for k, v in flatten_result(result).items()}
+    flat["positions"] = np.asarray(sum(_POSITIONS.get(id(args[0]), [])))
+    flat["after.1"] = to_array(args[1])
+    return flat
+
+
+def _probe_llama(result, args, kwargs, probe_args, again=None):
+    """A module's state-dict names and shapes ("shape.<name>"); when they are those of the judge's
+    weights (probe_args "w.<name>"), its logits with those weights loaded, on probe_args["x"]
+    ("output.x") and on the same ids fed through new_cache(model, B): probe_args["prompt"]
+    positions at once, then one at a time ("output.cached")."""
+    model = result[0] if isinstance(result, (tuple, list)) else result
+    if not hasattr(model, "state_dict"):
+        raise ResultError(f"returned {type(model).__name__}; expected a torch nn.Module")
+    import torch
+    flat = {f"shape.{name}": np.asarray(tuple(t.shape), np.int64) for name, t in model.state_dict().items()}
+    weights = {k[2:]: v for k, v in probe_args.items() if k.startswith("w.")}
+    if {k[6:]: tuple(v) for k, v in flat.items()} != {k: v.shape for k, v in weights.items()}:
+        return flat
+    load_weights(model, weights)
+    model.eval()
+    x, prompt = torch.tensor(probe_args["x"]), int(probe_args["prompt"])
+    with torch.no_grad():
+        flat["output.x"] = to_array(model(x))
+        if not callable(LEARNER_NAMESPACE.get("new_cache")):
+            raise NameError("name 'new_cache' is not defined", name="new_cache")
+        cache = LEARNER_NAMESPACE["new_cache"](model, x.shape[0])
+        parts = [model(x[:, :prompt], cache=cache)] + [model(x[:, t:t + 1], cache=cache) for t in range(prompt, x.shape[1])]
+        flat["output.cached"] = to_array(torch.cat(parts, dim=1))
+    return flat
+
+
 def _probe_text(result, args, kwargs, probe_args, again=None):
     """A string, as its UTF-8 bytes (lone surrogates kept, so no two strings read the same)."""
     if not isinstance(result, str):
@@ -337,6 +410,8 @@ PROBES = {
     "kept": _probe_kept,
     "text": _probe_text,
     "pairs": _probe_pairs,
+    "llama": _probe_llama,
+    "positions": _probe_positions,
 }
 
 
@@ -487,6 +562,8 @@ def run_cells(shell, cells, skip, log, cell_timeout, output_limit):
 
 
 def make_calls(namespace, calls, arrays, skip, log, outdir, output_limit):
+    global LEARNER_NAMESPACE
+    LEARNER_NAMESPACE = namespace
     timed_out: set[str] = set()
     for index, call in enumerate(calls):
         if index in skip:
