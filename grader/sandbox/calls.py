@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.checking.spec import Call, Function, GPTModel, Tensor, TorchGenerator
+from grader.checking.spec import Call, Function, GPTModel, Linear, Tensor, TinyLM, TorchGenerator
 from grader.sandbox import harness
 
 
@@ -26,6 +26,14 @@ def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
             arrays[f"{key}.{name}"] = np.asarray(array)
             weights[name] = f"{key}.{name}"
         return {"kind": "gpt", "weights": weights, "n_head": int(value.n_head)}
+    if isinstance(value, TinyLM):
+        for name, array in value.weights.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+        return {"kind": "tiny_lm", "weights": {name: f"{key}.{name}" for name in value.weights},
+                "n_head": int(value.n_head)}
+    if isinstance(value, Linear):
+        arrays[f"{key}.weight"], arrays[f"{key}.bias"] = np.asarray(value.weight), np.asarray(value.bias)
+        return {"kind": "linear", "weight": f"{key}.weight", "bias": f"{key}.bias"}
     if isinstance(value, np.ndarray):
         arrays[key] = value
         return {"kind": "array", "key": key}

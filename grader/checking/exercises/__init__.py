@@ -14,6 +14,7 @@ _MODULES = {
     "05_pytorch": "pytorch_autograd",
     "06_attention": "attention",
     "07_gpt": "gpt",
+    "09_post_training": "post_training",
 }
 
 
