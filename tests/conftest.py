@@ -36,6 +36,7 @@ SLOW_MODULES = {
     "test_site_build": "MkDocs builds the site",
     "test_visible_checks": "Jupyter kernels",
     "test_gpt": "PyTorch, the GPT notebook in a kernel and in the sandbox",
+    "test_post_training": "PyTorch, TRL and PEFT, the post-training notebook in a kernel",
     "test_trusted_reading": "forged results in sandboxes, a class with a killed worker",
     "test_trusted_models": "classes of notebooks 03 and 05 in sandboxes",
 }
