@@ -310,8 +310,67 @@ def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     printed = {i: "".join(o.get("text", "") for o in c.outputs) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
     tests = "".join(printed[i] for i, c in enumerate(nb.cells) if is_test(c))
-    assert tests.count("visible checks passed") == 8 and tests.count("hidden checks passed") == 8
+    assert tests.count("visible checks passed") == 9 and tests.count("hidden checks passed") == 9
     everything = "".join(printed.values())
     for stage in ("base model: held-out accuracy", "SFT, full fine-tuning", "SFT, LoRA r=4 (merged)", "DPO on",
                   "GRPO from the SFT model: held-out accuracy"):
         assert stage in everything, stage
+
+
+# --- train_grpo: the replay against the notebook's own loop, and attacks ----------------------------
+
+def solution_with_task() -> dict:
+    """The solution's answer cells with the locked cells they use (the task, completion_logprobs)."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    ns: dict = {"torch": torch, "nn": nn, "F": F, "np": np}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") in ("imports", "task", "completion_logprobs") or meta.get("solution"):
+            exec(cell.source, ns)
+    return ns
+
+
+def test_grpo_replay_equals_the_notebooks_loop_on_torch_modules():
+    """The judge's replay (functional forward) against the solution's train_grpo on the harness's
+    nn.TransformerEncoderLayer modules; and each catalogued mistake moves the result away."""
+    call = P._grpo_replay_call(np.random.default_rng(7))
+    model, ref, prompts, answers, config, gen = call.args
+    want = O.train_grpo(model.weights, ref.weights, model.n_head, prompts.value, answers, config, gen.seed)
+    ns = solution_with_task()
+    trained, history = ns["train_grpo"](harness.build_tiny_lm(model.weights, model.n_head),
+                                        harness.build_tiny_lm(ref.weights, ref.n_head), torch.tensor(prompts.value),
+                                        answers, config, torch.Generator().manual_seed(gen.seed))
+    assert len(history) == config["iterations"] and 0 < np.mean(history) < 1  # mixed rewards: advantages act
+    for name, p in trained.named_parameters():  # float64 throughout; Adam magnifies rounding a little
+        np.testing.assert_allclose(p.detach().numpy(), want[name], rtol=1e-7, atol=1e-9, err_msg=name)
+    for switch in ({"fixed_old": False}, {"sample": False}, {"include_eos": False}, {"use_reference": False}):
+        wrong = O.train_grpo(model.weights, ref.weights, model.n_head, prompts.value, answers, config, gen.seed, **switch)
+        assert not all(np.allclose(wrong[k], want[k], rtol=1e-6, atol=1e-9) for k in want), switch
+
+
+def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lookup():
+    ns = solution_with_task()
+    calls = P.train_grpo.visible_calls()
+
+    def sft_on_answers(model, ref_model, prompts, answers, config, generator):
+        """Trains on the right answers (never sampling): the attack the replay must catch."""
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
+        rows = [ns["sft_example"](p, ns["encode"](a), ns["EOS_ID"], ns["PAD_ID"], 12) for p, a in zip(prompts, answers)]
+        ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+        for _ in range(config["iterations"] * config["steps_per_batch"]):
+            loss = ns["sft_loss"](model(ids), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return model, [1.0] * config["iterations"]
+
+    assert _graded(sft_on_answers, P.train_grpo, calls).hint == P.GRPO_RECIPE
+    assert _graded(lambda model, *a: (model, [0.0]), P.train_grpo, calls).hint == P.GRPO_RECIPE
+
+    class Lookup(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Parameter(torch.zeros(10_000, 4))
+
+    assert _graded(lambda *a: (Lookup(), []), P.train_grpo, calls).hint == P.GRPO_PARAMETERS
+    assert _graded(ns["train_grpo"], P.train_grpo, calls).passed

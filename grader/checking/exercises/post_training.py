@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking import post_training_oracles as O
-from grader.checking.spec import Call, Exercise, Linear, Mistake, NotebookSpec, Tensor, TinyLM
+from grader.checking.spec import Call, Exercise, Linear, Mistake, NotebookSpec, Tensor, TinyLM, TorchGenerator
 
 KEEPS_INPUTS = ("the function changed its input tensors in place (for example labels[labels == -100] = 0): "
                 "work on a copy (tensor.clone()) and leave the arguments unchanged.")
@@ -544,9 +544,123 @@ grpo_loss = Exercise(
     ),
 )
 
+# --- 9. train_grpo ------------------------------------------------------------------------------------
+#
+# The judge hands over its own small float64 model and a reference (the same weights, slightly
+# moved, so that the KL term has a gradient from the first step), with prompts and answers of the
+# task, and replays the recipe itself (post_training_oracles.train_grpo): the trained parameters
+# must equal the replay's, which catches a recipe that recomputes old_logprobs at every step,
+# decodes greedily, leaves EOS out of the mask or takes the KL against the policy itself, and any
+# training that is not this RL loop (for example SFT on the answers).
+
+GRPO_PARAMETERS = ("return (model, history) with the model it was given, trained: its parameters must keep their "
+                   "names and shapes.")
+GRPO_RECIPE = ("the trained parameters differ from the notebook's recipe: per iteration one torch.randint for the "
+               "prompts, one torch.multinomial per sampled token (from `generator` only), your reward and "
+               "group_advantages, old and reference log-probabilities once, then steps_per_batch AdamW steps on "
+               "grpo_loss (a model trained on the answers instead of its own samples ends elsewhere).")
+GRPO_OLD_EACH_STEP = ("old_logprobs must be computed once per batch, before its steps: recomputed at every step, "
+                      "the ratio is always 1 and the clipping never acts.")
+GRPO_GREEDY = ("completions must be sampled (torch.multinomial on the softmax, with `generator`), not decoded "
+               "greedily: a greedy group is one answer repeated, so every advantage is 0.")
+GRPO_MASK_EOS = ("the mask must include each completion's first EOS: the model must also learn when to stop "
+                 "(1 up to and including the first '.', 0 after it).")
+GRPO_NO_REFERENCE = ("the KL penalty must use ref_model's log-probabilities (computed once per batch, without "
+                     "gradients), not the policy's own.")
+
+GRPO_JUDGE_LM = dict(n_layer=1, n_embd=16, n_head=2)
+GRPO_REPLAY_CONFIG = {"iterations": 3, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": O.MAX_NEW,
+                      "steps_per_batch": 2, "lr": 1e-2, "clip_eps": 0.2, "kl_coef": 0.5}
+
+
+def _grpo_replay_call(rng):
+    j = GRPO_JUDGE_LM
+    weights = O.init_tiny_lm(rng, O.VOCAB_SIZE, O.BLOCK_SIZE, j["n_layer"], j["n_embd"], scale=1.0)
+    # The judge's task is one a random model solves half the time, so that groups have mixed rewards
+    # and the advantages are not all 0: the answer is empty (stop at once, with EOS) for most prompts
+    # and "7" for the others, and the head favours EOS and 7.
+    weights["head.bias"][O.EOS_ID] += 2.5
+    weights["head.bias"][O.CHARS.index("7")] += 1.5
+    ref = {k: v + 0.05 * rng.standard_normal(v.shape) for k, v in weights.items()}
+    pairs = [(int(a), int(b)) for a, b in rng.integers(0, 100, (24, 2))]
+    prompts = np.asarray([O.encode(O.problem(a, b)[0]) for a, b in pairs], np.int64)
+    answers = ["7" if i % 3 == 0 else "" for i in range(len(pairs))]
+    return Call((TinyLM(weights, j["n_head"]), TinyLM(ref, j["n_head"]), _t(prompts), answers,
+                 dict(GRPO_REPLAY_CONFIG), TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt")
+
+
+def judge_train_grpo(call: Call, outputs) -> str | None:
+    model, reference, prompts, answers, config, generator = call.args
+    params = {k[len("param."):]: v for k, v in outputs.items() if k.startswith("param.")}
+    if {k: v.shape for k, v in params.items()} != {k: np.shape(v) for k, v in model.weights.items()}:
+        return GRPO_PARAMETERS
+    if any(v.dtype.kind != "f" or not np.all(np.isfinite(v)) for v in params.values()):
+        return "the trained parameters contain NaN or inf."
+    replay = dict(params=model.weights, ref_params=reference.weights, n_head=model.n_head, prompts=prompts.value,
+                  answers=answers, config=config, seed=generator.seed)
+    for hint, switches in ((None, {}), (GRPO_OLD_EACH_STEP, {"fixed_old": False}), (GRPO_GREEDY, {"sample": False}),
+                           (GRPO_MASK_EOS, {"include_eos": False}), (GRPO_NO_REFERENCE, {"use_reference": False})):
+        want = O.train_grpo(**replay, **switches)
+        if all(np.allclose(params[k], want[k], rtol=1e-6, atol=1e-9) for k in want):
+            return hint
+    return GRPO_RECIPE
+
+
+_TRAIN_GRPO_CELL = """def train_grpo(model, ref_model, prompts, answers, config, generator):
+    P, G, n_new = config["prompts_per_step"], config["group_size"], config["max_new_tokens"]
+    dtype = next(model.parameters()).dtype
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
+    history = []
+    for _ in range(config["iterations"]):
+        rows = torch.randint(len(prompts), (P,), generator=generator)
+        sequences = prompts[rows].repeat_interleave(G, dim=0)
+        with torch.no_grad():
+            for _ in range(n_new):
+                logits = model(sequences)[:, -1, :]
+                next_id = {draw}
+                sequences = torch.cat([sequences, next_id], dim=1)
+        texts = [decode(c) for c in sequences[:, prompts.shape[1]:]]
+        wanted = [answers[int(r)] for r in rows for _ in range(G)]
+        rewards = torch.tensor([reward(t, a) for t, a in zip(texts, wanted)], dtype=dtype).view(P, G)
+        advantages = group_advantages(rewards).view(-1)
+        ends = torch.tensor([t.index(".") + {eos} if "." in t else n_new for t in texts])
+        mask = (torch.arange(n_new)[None, :] < ends[:, None]).to(dtype)
+        with torch.no_grad():
+            old = completion_logprobs(model, sequences, prompts.shape[1])
+            ref = completion_logprobs(ref_model, sequences, prompts.shape[1])
+        for _ in range(config["steps_per_batch"]):
+            logprobs = completion_logprobs(model, sequences, prompts.shape[1])
+            loss = grpo_loss(logprobs, {old}, {ref}, advantages, mask, config["clip_eps"], config["kl_coef"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        history.append(rewards.mean().item())
+    return model, history
+"""
+_TRAIN_GRPO_RIGHT = dict(draw="torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)", eos="1",
+                         old="old", ref="ref")
+
+train_grpo = Exercise(
+    name="train_grpo", points=3, title="GRPO training: sample, reward, clipped steps",
+    visible_calls=lambda: [_grpo_replay_call(np.random.default_rng(98))],
+    hidden_calls=lambda rng: [_grpo_replay_call(rng)],
+    judge=judge_train_grpo,
+    trusts=("the returned parameters only (names, shapes, values): the judge replays the recipe itself from the "
+            "weights it sent, with its own forward pass, sampling from the same seed, and compares."),
+    mistakes=(
+        Mistake(GRPO_OLD_EACH_STEP, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "old": "logprobs.detach()"})),
+        Mistake(GRPO_GREEDY, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT,
+                                                             "draw": "logits.argmax(dim=-1, keepdim=True)"})),
+        Mistake(GRPO_MASK_EOS, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "eos": "0"})),
+        Mistake(GRPO_NO_REFERENCE, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "ref": "logprobs.detach()"})),
+    ),
+    call_timeout=60.0,
+)
+
 NOTEBOOK = NotebookSpec(
     name="09_post_training",
-    exercises=(sft_example, sft_loss, LoRALinear, sequence_logprob, dpo_loss, reward, group_advantages, grpo_loss),
+    exercises=(sft_example, sft_loss, LoRALinear, sequence_logprob, dpo_loss, reward, group_advantages, grpo_loss,
+               train_grpo),
     # The demo cells (training the base model, SFT, LoRA, DPO and GRPO) run only where the course
     # package can be imported, not in the sandbox.
     cell_timeout=300.0,
