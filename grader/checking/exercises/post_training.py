@@ -596,11 +596,12 @@ def judge_train_grpo(call: Call, outputs) -> str | None:
         return GRPO_PARAMETERS
     if any(v.dtype.kind != "f" or not np.all(np.isfinite(v)) for v in params.values()):
         return "the trained parameters contain NaN or inf."
-    replay = dict(params=model.weights, ref_params=reference.weights, n_head=model.n_head, prompts=prompts.value,
-                  answers=answers, config=config, seed=generator.seed)
-    for hint, switches in ((None, {}), (GRPO_OLD_EACH_STEP, {"fixed_old": False}), (GRPO_GREEDY, {"sample": False}),
-                           (GRPO_MASK_EOS, {"include_eos": False}), (GRPO_NO_REFERENCE, {"use_reference": False})):
-        want = O.train_grpo(**replay, **switches)
+    recipes: tuple[tuple[str | None, dict[str, bool]], ...] = (
+        (None, {}), (GRPO_OLD_EACH_STEP, {"fixed_old": False}), (GRPO_GREEDY, {"sample": False}),
+        (GRPO_MASK_EOS, {"include_eos": False}), (GRPO_NO_REFERENCE, {"use_reference": False}))
+    for hint, switches in recipes:
+        want = O.train_grpo(model.weights, reference.weights, model.n_head, prompts.value, answers, config,
+                            generator.seed, **switches)
         if all(np.allclose(params[k], want[k], rtol=1e-6, atol=1e-9) for k in want):
             return hint
     return GRPO_RECIPE
