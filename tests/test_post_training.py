@@ -374,3 +374,113 @@ def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lo
 
     assert _graded(lambda *a: (Lookup(), []), P.train_grpo, calls).hint == P.GRPO_PARAMETERS
     assert _graded(ns["train_grpo"], P.train_grpo, calls).passed
+
+
+# =========================================================================================
+# A small class of 09, graded by `grader autograde` and `grader check` in the sandbox
+# =========================================================================================
+
+ASSIGNMENT_09 = "09_post_training"
+RELEASE_09 = ROOT / "notebooks/09_post_training/09_post_training.ipynb"
+
+SFT_INSTEAD_OF_RL = '''def train_grpo(model, ref_model, prompts, answers, config, generator):
+    # supervised fine-tuning on the given answers, with a history that looks like rising rewards
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
+    rows = [sft_example(p, encode(a), EOS_ID, PAD_ID, 12) for p, a in zip(prompts, answers)]
+    ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    for _ in range(config["iterations"] * config["steps_per_batch"]):
+        loss = sft_loss(model(ids), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, [min(1.0, 0.1 * i) for i in range(config["iterations"])]
+'''
+
+LOOKUP_OF_EVERY_PROBLEM = '''def train_grpo(model, ref_model, prompts, answers, config, generator):
+    # every problem there is, held-out ones included, with its sum computed here: a lookup table
+    pairs = [(a, b) for a in range(100) for b in range(100)]
+    rows = [sft_example(encode(problem(a, b)[0]), encode(problem(a, b)[1]), EOS_ID, PAD_ID, 12) for a, b in pairs]
+    ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"])
+    for step in range(config["iterations"]):
+        batch = torch.randint(len(ids), (256,), generator=generator)
+        loss = sft_loss(model(ids[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, [1.0] * config["iterations"]
+'''
+
+
+def _solution_09_with(gid: str, source: str):
+    from sample_class import _answer, _load, _write
+
+    def make(path):
+        nb = _load(SOLUTION)
+        _answer(nb, gid).source = source
+        _write(nb, path)
+    return make
+
+
+def _students_09():
+    from sample_class import Student, _load, _write
+
+    # Points: sft_example 1, sft_loss 1, LoRALinear 2, sequence_logprob 1, dpo_loss 2, reward 1,
+    # group_advantages 1, grpo_loss 2, train_grpo 3 (replayed by the judge); 14.
+    return [
+        Student("correct", 14, "", lambda p: _write(_load(SOLUTION), p)),
+        Student("untouched", 0, "not implemented yet", lambda p: p.write_bytes(RELEASE_09.read_bytes())),
+        Student("sft_instead_of_rl", 11, "differ from the notebook's recipe",
+                _solution_09_with("train_grpo", SFT_INSTEAD_OF_RL)),
+        Student("lookup_of_every_problem", 11, "differ from the notebook's recipe",
+                _solution_09_with("train_grpo", LOOKUP_OF_EVERY_PROBLEM)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def graded_class_09(tmp_path_factory):
+    import json
+    import subprocess
+    import sys
+
+    from sample_class import write_class
+
+    from grader.course import copy_course
+
+    base = tmp_path_factory.mktemp("class09")
+    course = copy_course(base / "course")
+    submitted = write_class(base / "submitted", _students_09(), ASSIGNMENT_09)
+    done = subprocess.run([sys.executable, "-m", "grader", "autograde", ASSIGNMENT_09, str(submitted),
+                           "--jobs", "2", "--json", "--course-dir", str(course)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return base, course, {row["student"]: row for row in json.loads(done.stdout)}
+
+
+def test_class_of_09_gets_exactly_the_expected_scores_and_reasons(graded_class_09):
+    import json
+
+    _, course, summary = graded_class_09
+    students = _students_09()
+    assert {s: row["score"] for s, row in summary.items()} == {s.name: s.score for s in students}
+    for student in students:
+        manifest = json.loads((course / "autograded" / student.name / ASSIGNMENT_09 / "grader.json").read_text())
+        failed = [e for nb in manifest["notebooks"] for e in nb["exercises"] if e["points"] < e["max_points"]]
+        said = " ".join(e["name"] + ": " + e["hint"] for e in failed)
+        assert student.reason in said, f"{student.name}: {student.reason!r} not said in {said!r}"
+        if student.name in ("sft_instead_of_rl", "lookup_of_every_problem"):
+            assert [e["name"] for e in failed] == ["train_grpo"]
+
+
+def test_grader_check_agrees_with_autograde_on_09(graded_class_09):
+    import json
+    import subprocess
+    import sys
+
+    base, _, summary = graded_class_09
+    done = subprocess.run([sys.executable, "-m", "grader", "check", "--json",
+                           str(base / "submitted" / "sft_instead_of_rl" / ASSIGNMENT_09 / f"{ASSIGNMENT_09}.ipynb")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["score"] == summary["sft_instead_of_rl"]["score"]
