@@ -295,7 +295,7 @@ def test_notebook_09_catalogues_at_least_20_mistakes():
 
 # --- the notebook itself, in a kernel ---------------------------------------------------------------
 
-QUICK = "SEED = 0\nBASE_STEPS, SFT_STEPS, DPO_STEPS, GRPO_ITERATIONS = 40, 20, 5, 10"
+QUICK = "SEED = 0\nBASE_STEPS, SFT_STEPS, DPO_STEPS, GRPO_ITERATIONS = 40, 20, 5, 10\nN_DEMONSTRATIONS = 500"
 
 
 def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
