@@ -471,6 +471,10 @@ group_advantages = Exercise(
                                                               "keepdim=True, unbiased=False) + eps)")),
         Mistake(ADV_NO_EPS, wrong=lambda r, eps=1e-4: O.group_advantages(r, 0.0),
                 inject=_ADV_CELL.format(axis=_ADV_AXIS, body="return (rewards - mean) / rewards.std(dim=1, keepdim=True)")),
+        # right values, but the caller's rewards are centred in place: named by the "inputs_after" check
+        Mistake(KEEPS_INPUTS, inject=_ADV_CELL.format(axis=_ADV_AXIS, body="""std = rewards.std(dim=1, keepdim=True)
+    rewards -= mean
+    return rewards / (std + eps)""")),
     ),
 )
 
