@@ -7,8 +7,9 @@ included) and timed against its target: NumPy notebooks under 30 s, framework no
 (TensorFlow, PyTorch) under 60 s, the whole course under 3 minutes; notebook 07 (a small GPT
 trained from scratch) has its own target of 5 minutes on 2 cores, and its validation loss must
 end below its bigram baseline; notebook 08 (a Llama, its KV cache and a closing training run)
-has the same 5 minutes, and the table's notes give its cache's speed-up. With a GPU, notebooks 07
-and 08 run twice: on the CPU only
+has the same 5 minutes, and the table's notes give its cache's speed-up; notebook 09
+(post-training) has 6 minutes, and its held-out accuracy after each stage is reported. With a
+GPU, notebooks 07 and 08 run twice: on the CPU only
 (CUDA_VISIBLE_DEVICES empty) and on the GPU, a row each.
 
     python -m bench.notebooks [--quick] [--repeats N]
@@ -36,10 +37,12 @@ from bench.__main__ import (
 NUMPY_TARGET_S = 30.0
 FRAMEWORK_TARGET_S = 60.0
 COURSE_TARGET_S = 180.0
-OWN_TARGETS_S = {"07_gpt": 300.0, "08_modern_decoder": 300.0}  # notebooks that train a model for minutes
+OWN_TARGETS_S = {"07_gpt": 300.0, "08_modern_decoder": 300.0, "09_post_training": 360.0}  # notebooks that train models for minutes
 GPU_NOTEBOOKS = ("07_gpt", "08_modern_decoder")
 VALIDATION = re.compile(r"validation loss (\d+\.\d+) nats \(bigram (\d+\.\d+)")
 SPEED_UP = re.compile(r"^\s*(\d+) new tokens: .*?(\d+\.\d)x faster", re.M)
+STAGE_ACCURACY = re.compile(r"^(base model|SFT, full|SFT, LoRA \(merged\)|DPO from SFT|GRPO from SFT) +held-out "
+                            r"accuracy +(\d+\.\d)%$", re.MULTILINE)
 FRAMEWORKS = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
 
 
@@ -103,6 +106,20 @@ def validation_note(executed: Path) -> str | None:
             + ("below (target met)" if loss < bigram else "NOT below"))
 
 
+def accuracy_note(executed: Path) -> str | None:
+    """'09_post_training: held-out accuracy base 1.2%, SFT, full 39.6%, ...' from the stages table it prints."""
+    try:
+        cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    text = "".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
+                   for c in cells for o in c.get("outputs", []))
+    stages = STAGE_ACCURACY.findall(text)
+    if not stages:
+        return None
+    return f"{executed.stem}: held-out accuracy " + ", ".join(f"{name} {value}%" for name, value in stages)
+
+
 def execute(notebook: Path, output_dir: Path, timeout: float = 600, allow_errors: bool = False,
             env: dict | None = None) -> float:
     """Seconds for ``jupyter nbconvert --to notebook --execute`` of ``notebook`` (the executed copy
@@ -147,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 target = target_of(framework, name)
                 course_target += OWN_TARGETS_S.get(name, 0.0)
                 rows.append((name, framework, f"{seconds:.1f}", f"{target:.0f}", verdict(seconds, target)))
-                losses += [validation_note(Path(scratch) / notebook.name), cache_note(Path(scratch) / notebook.name)]
+                losses += [validation_note(Path(scratch) / notebook.name), cache_note(Path(scratch) / notebook.name),
+                           accuracy_note(Path(scratch) / notebook.name)]
                 if gpu and name in GPU_NOTEBOOKS:
                     seconds = execute(notebook, Path(scratch))
                     rows.append((f"{name} (GPU)", f"{framework}, CUDA", f"{seconds:.1f}", f"{target:.0f}",

@@ -40,6 +40,7 @@ SLOW_MODULES = {
     "test_visible_checks": "Jupyter kernels",
     "test_gpt": "PyTorch, the GPT notebook in a kernel and in the sandbox",
     "test_modern_decoder": "PyTorch and transformers, notebook 08 in a kernel, a class of 08",
+    "test_post_training": "PyTorch, TRL and PEFT, the post-training notebook in a kernel",
     "test_trusted_reading": "forged results in sandboxes, a class with a killed worker",
     "test_trusted_models": "classes of notebooks 03 and 05 in sandboxes",
     "test_containment": "attacks on the sandbox's slot and host, in sandboxes",

@@ -17,7 +17,7 @@ from grader.grading.notebooks_io import grade_id, is_answer, is_test
 from notebook_cases import ROOT, course_notebooks, solution
 
 NOTEBOOKS = [n for n in ("01_forward", "02_backprop", "03_gradient_descent", "04_tensorflow", "05_pytorch", "06_attention",
-                                "07_gpt", "08_modern_decoder")
+                                "07_gpt", "08_modern_decoder", "09_post_training")
              if n in course_notebooks()]
 
 

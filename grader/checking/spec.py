@@ -66,6 +66,23 @@ class LearnerModel:
 
 
 @dataclass(frozen=True)
+class TinyLM:
+    """Notebook 09's small causal transformer (``nn.TransformerEncoderLayer`` blocks) holding
+    ``weights`` (name -> array), built inside the sandbox by the harness."""
+
+    weights: dict[str, np.ndarray] = field(repr=False)
+    n_head: int = 1
+
+
+@dataclass(frozen=True)
+class Linear:
+    """An ``nn.Linear`` with the given weight (out, in) and bias (out,), built by the harness."""
+
+    weight: np.ndarray = field(repr=False)
+    bias: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Call:
     """One call of the learner's function: positional and keyword arguments, and a probe.
 

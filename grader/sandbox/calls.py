@@ -5,7 +5,7 @@ import inspect
 
 import numpy as np
 
-from grader.checking.spec import Call, Function, GPTModel, LearnerModel, Tensor, TorchGenerator
+from grader.checking.spec import Call, Function, GPTModel, LearnerModel, Linear, Tensor, TinyLM, TorchGenerator
 from grader.sandbox import harness
 
 
@@ -35,6 +35,14 @@ def encode_value(value, key: str, arrays: dict[str, np.ndarray]) -> dict:
             weights[name] = f"{key}.{name}"
         return {"kind": "learner_model", "builder": value.builder,
                 "config": encode_value(value.config, f"{key}.config", arrays), "weights": weights}
+    if isinstance(value, TinyLM):
+        for name, array in value.weights.items():
+            arrays[f"{key}.{name}"] = np.asarray(array)
+        return {"kind": "tiny_lm", "weights": {name: f"{key}.{name}" for name in value.weights},
+                "n_head": int(value.n_head)}
+    if isinstance(value, Linear):
+        arrays[f"{key}.weight"], arrays[f"{key}.bias"] = np.asarray(value.weight), np.asarray(value.bias)
+        return {"kind": "linear", "weight": f"{key}.weight", "bias": f"{key}.bias"}
     if isinstance(value, np.ndarray):
         arrays[key] = value
         return {"kind": "array", "key": key}

@@ -113,6 +113,10 @@ def build_argument(spec, arrays):
                                    {name: np.array(arrays[key]) for name, key in spec["weights"].items()})
     if kind == "gpt":
         return build_context_model({name: np.array(arrays[key]) for name, key in spec["weights"].items()})
+    if kind == "tiny_lm":
+        return build_tiny_lm({name: np.array(arrays[key]) for name, key in spec["weights"].items()}, spec["n_head"])
+    if kind == "linear":
+        return build_linear(np.array(arrays[spec["weight"]]), np.array(arrays[spec["bias"]]))
     if kind == "tensor":
         value = np.array(arrays[spec["key"]])
         if spec["framework"] == "torch":
@@ -189,6 +193,8 @@ def array_arguments(items, prefix=""):
     for name, value in items:
         if isinstance(value, np.ndarray) or (hasattr(value, "detach") and hasattr(value, "cpu")):  # torch too
             yield f"{prefix}{name}", value
+        elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor (notebook 09's inputs)
+            yield f"{prefix}{name}", to_array(value)
         elif isinstance(value, dict):
             yield from array_arguments(value.items(), f"{prefix}{name}.")
         elif isinstance(value, (list, tuple)):
@@ -400,6 +406,78 @@ def _probe_pairs(result, args, kwargs, probe_args, again=None):
     return {"": np.asarray(result, dtype=np.int64).reshape(len(result), 2)}
 
 
+# --- notebook 09: its small transformer, a linear layer, and what is read back from LoRA ----
+
+def build_tiny_lm(weights: dict, n_head: int):
+    """Notebook 09's TinyLM (token and position embeddings, pre-LN ``nn.TransformerEncoderLayer``
+    blocks with a causal mask, a final layer norm and a linear head) holding ``weights``."""
+    import torch
+    import torch.nn as nn
+
+    V, C = weights["tok.weight"].shape
+    n_layer = len({name.split(".")[1] for name in weights if name.startswith("layers.")})
+
+    class TinyLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block_size = weights["pos.weight"].shape[0]
+            self.tok, self.pos = nn.Embedding(V, C), nn.Embedding(self.block_size, C)
+            self.layers = nn.ModuleList(nn.TransformerEncoderLayer(C, n_head, 4 * C, dropout=0.0, batch_first=True,
+                                                                   norm_first=True) for _ in range(n_layer))
+            self.ln_f, self.head = nn.LayerNorm(C), nn.Linear(C, V)
+
+        def forward(self, idx):
+            T = idx.shape[1]
+            x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))
+            mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device, dtype=x.dtype)
+            for layer in self.layers:
+                x = layer(x, src_mask=mask, is_causal=True)
+            return self.head(self.ln_f(x))
+
+    dtype = torch.float64 if weights["tok.weight"].dtype == np.float64 else torch.float32
+    model = TinyLM().to(dtype)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            parameter.copy_(torch.tensor(weights[name]))
+    return model
+
+
+def build_linear(weight: np.ndarray, bias: np.ndarray):
+    import torch
+    import torch.nn as nn
+
+    layer = nn.Linear(weight.shape[1], weight.shape[0]).to(torch.float64 if weight.dtype == np.float64 else torch.float32)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+        layer.bias.copy_(torch.tensor(bias))
+    return layer
+
+
+def _probe_lora(result, args, kwargs, probe_args, again=None):
+    """A LoRA module: its parameters by name and whether each is trainable, its output on
+    probe_args['x']; then, with probe_args['A'] and ['B'] copied into its A and B, its output
+    again and its merged() layer's weight, bias and output."""
+    if not hasattr(result, "named_parameters"):
+        raise ResultError(f"returned {type(result).__name__}; expected a torch nn.Module")
+    import torch
+    flat = {}
+    for name, p in result.named_parameters():
+        flat[f"param.{name}"] = np.array(to_array(p))  # a copy: A and B are overwritten below
+        flat[f"trainable.{name}"] = np.asarray(bool(p.requires_grad))
+    x = torch.tensor(probe_args["x"])
+    with torch.no_grad():
+        flat["output.initial"] = to_array(result(x))
+        result.A.copy_(torch.tensor(probe_args["A"]))
+        result.B.copy_(torch.tensor(probe_args["B"]))
+        flat["output.adapted"] = to_array(result(x))
+        merged = result.merged()
+        if not isinstance(merged, torch.nn.Linear):
+            raise ResultError(f"merged() returned {type(merged).__name__}; expected one nn.Linear")
+        flat["merged.weight"], flat["merged.bias"] = to_array(merged.weight), to_array(merged.bias)
+        flat["merged.output"] = to_array(merged(x))
+    return flat
+
+
 PROBES = {
     "torch_grads": _probe_torch_grads,
     "arguments_after": _probe_arguments_after,
@@ -412,6 +490,7 @@ PROBES = {
     "pairs": _probe_pairs,
     "llama": _probe_llama,
     "positions": _probe_positions,
+    "lora": _probe_lora,
 }
 
 

@@ -15,6 +15,7 @@ _MODULES = {
     "06_attention": "attention",
     "07_gpt": "gpt",
     "08_modern_decoder": "modern_decoder",
+    "09_post_training": "post_training",
 }
 
 
