@@ -455,7 +455,8 @@ def test_elo_preference_probability():
     page_states(DATA, "a 100-point lead means being preferred 64% of the time")
     p = 1 / (1 + 10 ** (-100 / 400))
     assert round(100 * p) == 64
-    # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400).
+    # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400), which the page says the arena fits.
+    page_states(DATA, "score per model by maximum likelihood under the Bradley–Terry model")
     strength = lambda r: math.exp(r * math.log(10) / 400)  # noqa: E731
     assert p == pytest.approx(strength(1100) / (strength(1100) + strength(1000)))
 
