@@ -519,6 +519,8 @@ def test_weight_memory_and_the_4_bit_format(capsys):
     n = model.num_parameters()
     params_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     assert params_bytes == n * 16 // 8
+    page_states(OPEN, "needs 2 GB of memory per billion\nparameters for the weights")
+    assert params_bytes / n * 1e9 / 1e9 == 2.0, f"{OPEN}: bf16 weights take 2 GB per billion parameters"
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     assert model.get_memory_footprint() == params_bytes + buffers
     assert names["bits"] == 4 + 16 / 64 == 4.25
