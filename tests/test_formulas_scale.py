@@ -551,6 +551,11 @@ def test_lora_parameter_count_and_merge(capsys):
     w = base.model.layers[0].self_attn.q_proj.weight.detach().clone()
     model = get_peft_model(base, LoraConfig(r=r, lora_alpha=16, target_modules=["q_proj"], lora_dropout=0.0))
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    # The page: in PyTorch's layout A (r x d_in) reads the input, B (d_out x r) writes the output and starts at zero.
+    page_states(OPEN, "$A$ reads the input, $B$ writes\nthe output and starts at zero, as PEFT's `lora_A` and `lora_B` do")
+    assert layer.lora_A["default"].weight.shape == (r, config.hidden_size)
+    assert layer.lora_B["default"].weight.shape == (q_out, r)
+    assert torch.count_nonzero(layer.lora_B["default"].weight) == 0, f"{OPEN}: PEFT's lora_B starts at zero"
     torch.nn.init.normal_(layer.lora_B["default"].weight)
     a, b = layer.lora_A["default"].weight.detach().clone(), layer.lora_B["default"].weight.detach().clone()
     merged = model.merge_and_unload().model.layers[0].self_attn.q_proj.weight
