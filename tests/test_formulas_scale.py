@@ -121,6 +121,12 @@ def test_number_format_facts():
     assert 2 ** -7 == torch.finfo(torch.bfloat16).eps and round(2 ** -7, 4) == 0.0078
     # bf16 keeps float32's exponent: the same largest power of two.
     assert math.frexp(torch.finfo(torch.bfloat16).max)[1] == math.frexp(torch.finfo(torch.float32).max)[1]
+    # bf16 is float32's top 16 bits: PyTorch's conversion equals rounding off the low 16 bits (to nearest, ties to even).
+    page_states(SCALE, "a float32 value converts by rounding off its last 16 bits")
+    x = torch.randn(10000, generator=torch.Generator().manual_seed(0)) * 1e3
+    bits = x.view(torch.int32).to(torch.int64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    assert torch.equal(rounded.to(torch.int32).view(torch.float32), x.to(torch.bfloat16).to(torch.float32))
     page_states(SCALE, "E4M3 (448 at most")
     # E4M3 (fn): bias 7, top exponent 8, mantissa 1.110 (1.111 is NaN): 1.75 * 2^8.
     assert 1.75 * 2 ** 8 == 448 == torch.finfo(torch.float8_e4m3fn).max
