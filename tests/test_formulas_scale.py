@@ -593,7 +593,8 @@ def test_model_memory_table_recomputed():
     page_states(OPEN, "here 20% of the device's memory")
 
     def smallest(gb):
-        return next((name for name, memory in devices if gb * 1.2 <= memory), "several GPUs")
+        # The weights may take 80% of the device: 20% of its memory is kept for cache, activations and runtime.
+        return next((name for name, memory in devices if gb <= memory - 0.2 * memory), "several GPUs")
 
     page = (DOCS / "open_models.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| ([^|@\[]+?) \[@[\w-]+\] \| ([\d.]+)B \| ([\d.]+) GB \| ([\d.]+) GB \| ([^|]+) \| ([^|]+) \|$", page, re.MULTILINE)
