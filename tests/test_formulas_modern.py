@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import DeepseekV2Config, LlamaConfig, LlamaForCausalLM
 from transformers.models.llama import modeling_llama
 
 PAGE = "docs/modern.md"
@@ -103,6 +103,19 @@ def test_swiglu_hidden_size_keeps_the_parameter_count():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(swiglu) == count(gelu_mlp) == 8 * C * C, f"{PAGE}: SwiGLU with F = 8C/3 has the 4C MLP's parameters"
     assert 14336 == 3.5 * 4096, f"{PAGE}: Llama 3 8B's F = 3.5 C"
+
+
+def test_llama_width_is_two_thirds_of_4c_rounded_up_to_256():
+    """docs/modern.md: LLaMA's 2/3 * 4C rounded up to a multiple of 256: 10922.7 -> 11008 for C = 4096"""
+    page_states(r"$C = 4096$ gives $10922.7$, hence $F = 11008$")
+    C = 4096
+    rounded_up = -(-(2 * 4 * C // 3) // 256) * 256
+    assert round(8 * C / 3, 1) == 10922.7 and rounded_up == 11008, f"{PAGE}: LLaMA's rounded MLP width"
+    # Independent record of the real width: transformers' LlamaConfig defaults to LLaMA 7B's sizes.
+    default = LlamaConfig()
+    assert (default.hidden_size, default.intermediate_size) == (C, rounded_up), (
+        f"{PAGE}: LlamaConfig's default (LLaMA 7B) has F = {default.intermediate_size}"
+    )
 
 
 # ---------------------------------------------------------------- RoPE and long context
@@ -193,7 +206,14 @@ def test_mla_cache_size_of_deepseek_v2():
     """docs/modern.md: 512 + 64 = 576 cached numbers per token and layer instead of 2*128*128 = 32768"""
     page_states(r"$512 + 64 = 576$ cached numbers per layer instead of $2 \cdot 128 \cdot 128 = 32768$")
     page_states("57 times fewer")
-    assert 512 + 64 == 576 and 2 * 128 * 128 == 32768 and round(32768 / 576) == 57, f"{PAGE}: MLA cache arithmetic"
+    # The latent, rotary-key and head sizes as transformers' DeepseekV2Config records them (its defaults follow
+    # DeepSeek-V2's MLA); the 128 heads are the paper's, not that config's default.
+    mla = DeepseekV2Config()
+    d_c, d_rope, d_head = mla.kv_lora_rank, mla.qk_rope_head_dim, mla.v_head_dim
+    assert (d_c, d_rope, d_head, mla.qk_nope_head_dim) == (512, 64, 128, 128), f"{PAGE}: DeepSeek-V2's MLA sizes"
+    heads = 128
+    assert d_c + d_rope == 576 and 2 * heads * d_head == 32768, f"{PAGE}: MLA cache arithmetic"
+    assert round(2 * heads * d_head / (d_c + d_rope)) == 57, f"{PAGE}: 57 times fewer"
 
 
 # ---------------------------------------------------------------- mixture of experts

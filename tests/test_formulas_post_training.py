@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
+from trl.trainer import utils as trl_utils
 
 PAGE = "docs/post_training.md"
 REPO = Path(__file__).resolve().parents[1]
@@ -253,9 +254,15 @@ def test_group_advantages_of_the_worked_example():
     """docs/post_training.md: rewards (1, 0, 0, 0) give advantages (1.73, -0.58, -0.58, -0.58); equal rewards give 0"""
     page_states(r"\hat{A}_i = \frac{r_i - \mathrm{mean}(r_1, \dots, r_G)}{\mathrm{std}(r_1, \dots, r_G)}")
     page_states(r"rewards $(1, 0, 0, 0)$ give advantages $(1.73, -0.58, -0.58, -0.58)$")
+    page_states(r"$(1.5, -0.5, -0.5, -0.5)$ when it divides by $G - 1$, as TRL's `GRPOTrainer` does")
     rewards = np.array([1.0, 0.0, 0.0, 0.0])
-    advantages = (rewards - rewards.mean()) / rewards.std()  # numpy's std divides by G, as the page says
+    advantages = (rewards - rewards.mean()) / rewards.std()  # numpy's std divides by G
     assert [round(a, 2) for a in advantages] == [1.73, -0.58, -0.58, -0.58], f"{PAGE}: group advantages"
+    # TRL's GRPOTrainer normalises with its own nanstd (Bessel-corrected): the page's second set of numbers.
+    group = torch.tensor(rewards)[None]
+    trl_advantages = (group - group.mean(1, keepdim=True)) / trl_utils.nanstd(group, dim=1, keepdim=True)
+    close(trl_advantages[0], [1.5, -0.5, -0.5, -0.5], f"{PAGE}: group advantages with TRL's standard deviation",
+          rtol=1e-6)  # nanstd forms its n/(n - 1) correction in float32
     close(advantages.mean(), 0.0, f"{PAGE}: advantages have mean zero")
     close(advantages.std(), 1.0, f"{PAGE}: and standard deviation one")
     same = np.ones(4)

@@ -121,6 +121,12 @@ def test_number_format_facts():
     assert 2 ** -7 == torch.finfo(torch.bfloat16).eps and round(2 ** -7, 4) == 0.0078
     # bf16 keeps float32's exponent: the same largest power of two.
     assert math.frexp(torch.finfo(torch.bfloat16).max)[1] == math.frexp(torch.finfo(torch.float32).max)[1]
+    # bf16 is float32's top 16 bits: PyTorch's conversion equals rounding off the low 16 bits (to nearest, ties to even).
+    page_states(SCALE, "a float32 value converts by rounding off its last 16 bits")
+    x = torch.randn(10000, generator=torch.Generator().manual_seed(0)) * 1e3
+    bits = x.view(torch.int32).to(torch.int64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    assert torch.equal(rounded.to(torch.int32).view(torch.float32), x.to(torch.bfloat16).to(torch.float32))
     page_states(SCALE, "E4M3 (448 at most")
     # E4M3 (fn): bias 7, top exponent 8, mantissa 1.110 (1.111 is NaN): 1.75 * 2^8.
     assert 1.75 * 2 ** 8 == 448 == torch.finfo(torch.float8_e4m3fn).max
@@ -455,7 +461,8 @@ def test_elo_preference_probability():
     page_states(DATA, "a 100-point lead means being preferred 64% of the time")
     p = 1 / (1 + 10 ** (-100 / 400))
     assert round(100 * p) == 64
-    # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400).
+    # The same as Bradley-Terry's logistic model with strengths exp(R ln10 / 400), which the page says the arena fits.
+    page_states(DATA, "score per model by maximum likelihood under the Bradley–Terry model")
     strength = lambda r: math.exp(r * math.log(10) / 400)  # noqa: E731
     assert p == pytest.approx(strength(1100) / (strength(1100) + strength(1000)))
 
@@ -518,6 +525,8 @@ def test_weight_memory_and_the_4_bit_format(capsys):
     n = model.num_parameters()
     params_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     assert params_bytes == n * 16 // 8
+    page_states(OPEN, "needs 2 GB of memory per billion\nparameters for the weights")
+    assert params_bytes / n * 1e9 / 1e9 == 2.0, f"{OPEN}: bf16 weights take 2 GB per billion parameters"
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
     assert model.get_memory_footprint() == params_bytes + buffers
     assert names["bits"] == 4 + 16 / 64 == 4.25
@@ -548,6 +557,11 @@ def test_lora_parameter_count_and_merge(capsys):
     w = base.model.layers[0].self_attn.q_proj.weight.detach().clone()
     model = get_peft_model(base, LoraConfig(r=r, lora_alpha=16, target_modules=["q_proj"], lora_dropout=0.0))
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    # The page: in PyTorch's layout A (r x d_in) reads the input, B (d_out x r) writes the output and starts at zero.
+    page_states(OPEN, "$A$ reads the input, $B$ writes\nthe output and starts at zero, as PEFT's `lora_A` and `lora_B` do")
+    assert layer.lora_A["default"].weight.shape == (r, config.hidden_size)
+    assert layer.lora_B["default"].weight.shape == (q_out, r)
+    assert torch.count_nonzero(layer.lora_B["default"].weight) == 0, f"{OPEN}: PEFT's lora_B starts at zero"
     torch.nn.init.normal_(layer.lora_B["default"].weight)
     a, b = layer.lora_A["default"].weight.detach().clone(), layer.lora_B["default"].weight.detach().clone()
     merged = model.merge_and_unload().model.layers[0].self_attn.q_proj.weight
@@ -579,7 +593,8 @@ def test_model_memory_table_recomputed():
     page_states(OPEN, "here 20% of the device's memory")
 
     def smallest(gb):
-        return next((name for name, memory in devices if gb * 1.2 <= memory), "several GPUs")
+        # The weights may take 80% of the device: 20% of its memory is kept for cache, activations and runtime.
+        return next((name for name, memory in devices if gb <= memory - 0.2 * memory), "several GPUs")
 
     page = (DOCS / "open_models.md").read_text(encoding="utf-8")
     rows = re.findall(r"^\| ([^|@\[]+?) \[@[\w-]+\] \| ([\d.]+)B \| ([\d.]+) GB \| ([\d.]+) GB \| ([^|]+) \| ([^|]+) \|$", page, re.MULTILINE)

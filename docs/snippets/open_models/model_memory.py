@@ -6,7 +6,7 @@ one 16-bit scale per group of 64 weights: 4.25 bits per weight.
 """
 DEVICES = [("laptop CPU", 16), ("consumer GPU", 24), ("data-centre GPU", 80)]  # memory in GB
 BITS = {"bf16": 16, "4-bit": 4.25}
-HEADROOM = 1.2
+USABLE = 0.8  # the other 20% of the device is left for the KV cache, activations and runtime
 
 
 def weights_gb(params_billion, bits):
@@ -15,7 +15,7 @@ def weights_gb(params_billion, bits):
 
 def smallest_device(params_billion, bits):
     for name, memory in DEVICES:
-        if weights_gb(params_billion, bits) * HEADROOM <= memory:
+        if weights_gb(params_billion, bits) <= USABLE * memory:
             return name
     return "several GPUs"
 
