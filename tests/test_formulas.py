@@ -16,11 +16,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-torch.set_default_dtype(torch.float64)
-
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 ALGORITHMS = "docs/algorithms.md"
 TRENDS = "docs/trends.md"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64_by_default():
+    """These checks run in float64; the default is restored after them, so that the float32
+    tests of other modules (run in the same process) keep their dtype."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def page_states(page: str, latex: str) -> None:

@@ -109,6 +109,8 @@ def test_too_many_cells_are_refused():
 # outputs up to the file cap. Its peak is measured in a fresh process (VmHWM after clear_refs).
 MEASURE = r"""
 import sys
+from pathlib import Path
+
 import nbformat
 from grader.checking.judge import learner_calls
 from grader.grading.notebooks_io import assemble, grade_id, is_answer, parse_notebook

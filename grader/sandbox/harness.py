@@ -410,7 +410,7 @@ def _probe_pairs(result, args, kwargs, probe_args, again=None):
 
 def build_tiny_lm(weights: dict, n_head: int):
     """Notebook 09's TinyLM (token and position embeddings, pre-LN ``nn.TransformerEncoderLayer``
-    blocks with a causal mask, a final layer norm and a linear head) holding ``weights``."""
+    layers with a causal mask, a final layer norm and a linear head) holding ``weights``."""
     import torch
     import torch.nn as nn
 
