@@ -69,3 +69,11 @@ def pytest_ignore_collect(collection_path, config):
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def gen():
+    """A seeded torch generator, for the formula tests' random inputs."""
+    import torch
+
+    return torch.Generator().manual_seed(0)

@@ -16,6 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from page_checks import close, page_states
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 ALGORITHMS = "docs/algorithms.md"
 TRENDS = "docs/trends.md"
@@ -29,25 +31,6 @@ def float64_by_default():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
-
-
-def page_states(page: str, latex: str) -> None:
-    """The page shows this formula, character for character."""
-    text = (DOCS.parent / page).read_text(encoding="utf-8")
-    assert latex in text, f"{page}: the checked formula is no longer on the page: {latex}"
-
-
-def close(actual, expected, what: str, rtol=1e-10, atol=1e-12) -> None:
-    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
-    assert np.allclose(actual, expected, rtol=rtol, atol=atol), (
-        f"{what}: max difference {np.max(np.abs(actual - expected)):.3g}"
-    )
-
-
-@pytest.fixture
-def gen():
-    return torch.Generator().manual_seed(0)
 
 
 def randn(gen, *shape, requires_grad=False):

@@ -22,28 +22,15 @@ from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 from trl.trainer import utils as trl_utils
 
+import page_checks
+from page_checks import close
+
 PAGE = "docs/post_training.md"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def page_states(latex: str) -> None:
-    """The page shows this text, character for character (a line break counts as a space)."""
-    text = " ".join((REPO / PAGE).read_text(encoding="utf-8").split())
-    assert " ".join(latex.split()) in text, f"{PAGE}: the checked formula or number is no longer on the page: {latex}"
-
-
-def close(actual, expected, what: str, rtol=1e-10, atol=1e-12) -> None:
-    actual = np.asarray(actual.detach() if torch.is_tensor(actual) else actual, dtype=float)
-    expected = np.asarray(expected.detach() if torch.is_tensor(expected) else expected, dtype=float)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
-    assert np.allclose(actual, expected, rtol=rtol, atol=atol), (
-        f"{what}: max difference {np.max(np.abs(actual - expected)):.3g}"
-    )
-
-
-@pytest.fixture
-def gen():
-    return torch.Generator().manual_seed(0)
+def page_states(text: str) -> None:
+    page_checks.page_states(PAGE, text)
 
 
 # ---------------------------------------------------------------- SFT loss masks

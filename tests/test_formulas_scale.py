@@ -18,15 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from page_checks import page_states
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SNIPPETS = DOCS / "snippets"
 SCALE = "docs/training_at_scale.md"
-
-
-def page_states(page: str, text: str) -> None:
-    """The page shows this formula or sentence, character for character."""
-    content = (DOCS.parent / page).read_text(encoding="utf-8")
-    assert text in content, f"{page}: the checked text is no longer on the page: {text}"
 
 
 def snippet(name: str) -> dict:
