@@ -414,10 +414,10 @@ def test_tokenizer_sizes_the_page_names(capsys):
 
 
 def test_perplexity_and_bits_per_byte():
-    """docs/data_evaluation.md: PPL = e^L (3.29 -> 26.8); bits per byte = L x tokens / (ln 2 x bytes)"""
+    """docs/data_evaluation.md: PPL = e^L (3.27 -> 26.3); bits per byte = L x tokens / (ln 2 x bytes)"""
     page_states(DATA, r"\text{PPL} = e^{L}")
-    page_states(DATA, "validation loss of 3.29 is a perplexity of 26.8")
-    assert round(math.exp(3.29), 1) == 26.8
+    page_states(DATA, "validation loss of 3.27 is a perplexity of 26.3")
+    assert round(math.exp(3.27), 1) == 26.3
     # Perplexity is the inverse geometric mean of the probabilities of the true tokens.
     gen = torch.Generator().manual_seed(0)
     logits, targets = torch.randn(50, 10, generator=gen, dtype=torch.float64), torch.randint(0, 10, (50,), generator=gen)

@@ -27,6 +27,8 @@ PAGE_NAMES = {
     "algorithms.md": ("Core algorithms", "核心算法"),
     "attention.md": ("Attention and transformers", "注意力与 Transformer"),
     "llm.md": ("Large language models", "大语言模型"),
+    "modern.md": ("Modern LLM architecture and inference", "现代大语言模型的架构与推理部署"),
+    "post_training.md": ("Post-training", "后训练"),
     "practice.md": ("Practice", "动手实践"),
     "applications.md": ("Applications", "应用领域"),
     "trends.md": ("Trends and challenges", "趋势与挑战"),
