@@ -363,6 +363,19 @@ def changed_input_hint(function: str, argument: str) -> str:
             "input unchanged and compute into a new array.")
 
 
+def names_and_shapes_problem(got: dict, want: dict) -> str | None:
+    """None when ``got`` (name -> shape) is exactly ``want``; else what differs, briefly: the first
+    missing and unexpected names and the first wrong shapes."""
+    if got == want:
+        return None
+    missing = [n for n in want if n not in got]
+    extra = [n for n in got if n not in want]
+    wrong = [f"{n} {got[n]} (expected {want[n]})" for n in want if n in got and got[n] != want[n]]
+    parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
+            ([f"unexpected {', '.join(extra[:3])}"] if extra else []) + wrong[:2]
+    return "; ".join(parts)
+
+
 def float32_hint(output: str, dtype: str = "float64") -> str:
     """The hint for a float32 call answered in another floating-point dtype (``Exercise.keeps_float32``)."""
     return (f"{output} is {dtype} for float32 inputs: return the inputs' dtype. Under NumPy 2, a NumPy float64 "

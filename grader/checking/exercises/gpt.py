@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from grader.checking import gpt_oracles as O
-from grader.checking.judge import call_inputs, compare_outputs, expected_outputs, recognise_mistake
+from grader.checking.judge import (call_inputs, compare_outputs, expected_outputs, names_and_shapes_problem,
+                                   recognise_mistake)
 from grader.checking.spec import (
     Call,
     Exercise,
@@ -462,15 +463,9 @@ def parameters_problem(outputs, vocab_size, block_size, n_layer, n_embd) -> str 
     """None when the "param.<name>" entries are exactly the notebook's names and shapes."""
     want = O.gpt_shapes(vocab_size, block_size, n_layer, n_embd)
     got = {k[len("param."):]: v.shape for k, v in outputs.items() if k.startswith("param.")}
-    if got == want:
-        return None
-    missing = [n for n in want if n not in got]
-    extra = [n for n in got if n not in want]
-    wrong = [f"{n} {got[n]} (expected {want[n]})" for n in want if n in got and got[n] != want[n]]
-    parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
-            ([f"unexpected {', '.join(extra[:3])}"] if extra else []) + wrong[:2]
-    return ("the parameters must have the notebook's names and shapes (named_parameters()): "
-            + "; ".join(parts) + ".")
+    problem = names_and_shapes_problem(got, want)
+    return None if problem is None else (
+        f"the parameters must have the notebook's names and shapes (named_parameters()): {problem}.")
 
 
 def _gpt_params(outputs) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checking import llama_oracles as O
+from grader.checking.judge import names_and_shapes_problem
 from grader.checking.spec import Call, Exercise, LearnerModel, Mistake, NotebookSpec, Tensor, TorchGenerator
 
 
@@ -296,14 +297,8 @@ def parameters_problem(outputs, config: dict) -> str | None:
     want = _shapes(config)
     got = {k[len("shape."):]: tuple(int(i) for i in np.asarray(v).ravel()) for k, v in outputs.items()
            if k.startswith("shape.")}
-    if got == want:
-        return None
-    missing = [n for n in want if n not in got]
-    extra = [n for n in got if n not in want]
-    wrong = [f"{n} {got[n]} (expected {want[n]})" for n in want if n in got and got[n] != want[n]]
-    parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
-            ([f"unexpected {', '.join(extra[:3])}"] if extra else []) + wrong[:2]
-    return "the state dict must have the names and shapes of LlamaForCausalLM: " + "; ".join(parts) + "."
+    problem = names_and_shapes_problem(got, want)
+    return None if problem is None else f"the state dict must have the names and shapes of LlamaForCausalLM: {problem}."
 
 
 def judge_weights(rng, config: dict) -> dict:
