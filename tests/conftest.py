@@ -44,6 +44,7 @@ SLOW_MODULES = {
     "test_trusted_reading": "forged results in sandboxes, a class with a killed worker",
     "test_trusted_models": "classes of notebooks 03 and 05 in sandboxes",
     "test_containment": "attacks on the sandbox's slot and host, in sandboxes",
+    "test_warm_sandbox": "sandboxes forked from warm processes, graded warm and cold",
     "test_trusted_bounds": "a notebook at every size cap, parsed and measured in a fresh process",
 }
 

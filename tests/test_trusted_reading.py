@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -196,39 +197,38 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
 def kill_workers_grading(marker: str, stop: threading.Event, killed: list[int]) -> None:
     """SIGKILL every grading worker whose sandbox runs a notebook containing ``marker``: a
     worker dying mid-submission, as when the kernel's OOM killer picks it."""
     while not stop.is_set():
         for proc in Path("/proc").glob("[0-9]*"):
-            args = _cmdline(int(proc.name))
-            if not any(a.endswith("jail.py") or a.endswith("harness.py") for a in args):
-                continue
-            work = next((a for a in args if a.endswith("/work")), None)
-            try:
-                job = (Path(work) / "job.json").read_text() if work else ""
+            try:  # a harness works in its sandbox's scratch folder, where the job lies
+                job = (proc / "cwd" / "job.json").read_text()
             except OSError:
                 continue
             if marker not in job:
                 continue
-            # The worker started this sandbox; it is a child of the forkserver (whose own
-            # command line names the forkserver too, but whose parent is the grader).
-            pid = _parent(int(proc.name))
-            forked = [any("forkserver" in a for a in _cmdline(p)) for p in (pid, _parent(pid))]
-            if all(forked) and pid not in killed:
+            # The worker that grades it named the sandbox's control group after itself; it is
+            # a child of the forkserver (whose command line it shares, being forked from it).
+            pid = _worker_of(proc)
+            if pid is not None and any("forkserver" in a for a in _cmdline(pid)) and pid not in killed:
                 killed.append(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         stop.wait(0.05)
+
+
+def _worker_of(proc: Path) -> int | None:
+    """The grading process whose sandbox ``proc`` belongs to: its control group is named
+    "<that process's pid>-slot<N>-<count>" (grader.sandbox.box)."""
+    try:
+        groups = (proc / "cgroup").read_text()
+    except OSError:
+        return None
+    match = re.search(r"/grader/(\d+)-slot", groups)
+    return int(match.group(1)) if match else None
 
 
 def _killed_mid_grading(nb):

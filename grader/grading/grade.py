@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 
@@ -45,6 +46,27 @@ def plan_calls(spec: NotebookSpec, seed: int, max_call_seconds: float | None = N
     return planned, encoded, arrays
 
 
+FRAMEWORKS = ("torch", "tensorflow")
+
+
+def frameworks_imported(template: NotebookNode) -> tuple[str, ...]:
+    """The frameworks the assignment's own code imports (the release, never the submission):
+    what the slot's warm process imports once for every submission of the assignment."""
+    found: set[str] = set()
+    for cell in template.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython syntax (magics): such a cell imports nothing we need to know of
+            continue
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            found.update(name.split(".")[0] for name in names if name.split(".")[0] in FRAMEWORKS)
+    return tuple(sorted(found))
+
+
 def cells_to_run(nb: NotebookNode) -> list[dict]:
     return [{"source": cell.source if cell.cell_type == "code" else "",
              "skip": cell.cell_type != "code" or is_test(cell) or grade_id(cell) == SETUP_CELL}
@@ -58,6 +80,8 @@ def grade_notebook(submission: NotebookNode, template: NotebookNode, spec: Noteb
                                       memory_bytes=spec.memory_bytes)
     if spec.numpy_only:  # whatever limits were asked for, a NumPy notebook runs without the frameworks
         limits = dataclasses.replace(limits, numpy_only=True)
+    else:
+        limits = dataclasses.replace(limits, preload=frameworks_imported(template))
     planned, encoded, arrays = plan_calls(spec, seed, max_call_seconds=limits.cell_timeout)
     run = sandbox.run(cells_to_run(nb), encoded, arrays, limits, slot=slot)
     results: list[ExerciseResult] = []

@@ -81,6 +81,10 @@ class Box:
         if self.cgroup is not None:
             self.cgroup.join()
 
+    def procs_files(self) -> list[str]:
+        """Where a process writes its pid to join the sandbox's group (a warm start's launcher does)."""
+        return self.cgroup.procs_files() if self.cgroup is not None else []
+
     def kill_all(self, keep: frozenset[int] = frozenset()) -> None:
         """Every process of the sandbox but ``keep`` (none left to run unsupervised). Without a
         control group, all processes of the slot's user (``keep`` is then not honoured: nothing

@@ -113,6 +113,9 @@ class Cgroup:
         for path in self.dirs.values():
             _write(path / "cgroup.procs", pid)
 
+    def procs_files(self) -> list[str]:
+        return [str(path / "cgroup.procs") for path in self.dirs.values()]
+
     def pids(self) -> list[int]:
         path = self.dirs.get("") or self.dirs.get("pids") or next(iter(self.dirs.values()))
         try:

@@ -5,7 +5,9 @@ Run as root inside fresh mount, network, PID and IPC namespaces (``unshare --mou
 Python installation and virtual environment (read-only), an empty /tmp, and the scratch
 folder at /sandbox. The course, its solutions, the gradebook and every other submission are
 simply absent. Then it applies resource limits, switches to an unprivileged user and execs
-the harness. Standalone on purpose: it runs before any of the sandbox exists.
+the harness (a cold start), or hands over to the harness already loaded in a warm process's
+child (``zygote.py``, which calls ``enter``). Standalone on purpose: it runs before any of
+the sandbox exists.
 """
 from __future__ import annotations
 
@@ -93,6 +95,28 @@ def limit(memory: int, cpu: int, nproc: int, fsize: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def harness_env(extra: dict[str, str]) -> dict[str, str]:
+    """The whole environment of the harness: nothing of the host's (no secret of the instructor's
+    shell reaches learner code), plus the thread counts and the like in ``extra``."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
+           "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def enter(root: str, scratch: str, uid: int, expose: list[str], hide: list[str], memory: int, cpu: int,
+          nproc: int, fsize: int) -> None:
+    """Become the sandbox: its file system as root, /sandbox as working folder, its limits, its
+    user. Run as root in fresh namespaces; afterwards nothing of the host is reachable."""
+    build_root(root, scratch, expose, hide)
+    os.chroot(root)
+    os.chdir("/sandbox")
+    limit(memory, cpu, nproc, fsize)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
@@ -108,16 +132,9 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the harness's environment")
     options = parser.parse_args()
 
-    build_root(options.root, options.scratch, options.expose, options.hide)
-    os.chroot(options.root)
-    os.chdir("/sandbox")
-    limit(options.memory, options.cpu, options.nproc, options.fsize)
-    os.setgroups([])
-    os.setgid(options.uid)
-    os.setuid(options.uid)
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp",
-           "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8"}
-    env.update(item.split("=", 1) for item in options.env)
+    enter(options.root, options.scratch, options.uid, options.expose, options.hide, options.memory, options.cpu,
+          options.nproc, options.fsize)
+    env = harness_env(dict(item.split("=", 1) for item in options.env))
     os.execve(options.python, [options.python, "-I", "/sandbox/harness.py", "/sandbox"], env)
 
 

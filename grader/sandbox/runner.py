@@ -40,6 +40,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from . import events as protocol
+from . import jail, warm
 from .box import Box
 from .failures import Failure, failure
 
@@ -64,6 +65,7 @@ class Limits:
     scratch_bytes: int = 1 << 30  # /sandbox, a tmpfs: its pages count in memory_bytes too
     events_bytes: int = 32 << 20  # all event lines of one attempt together
     numpy_only: bool = False  # PyTorch and TensorFlow are absent from the sandbox (see jail.hide)
+    preload: tuple[str, ...] = ()  # what the slot's warm process imports before forking (see warm.py)
 
 
 @dataclass
@@ -141,6 +143,53 @@ def _death_reason(returncode: int | None, killed_for: str | None) -> str:
     return f"the process exited with status {returncode} (os._exit or similar)"
 
 
+def jail_options(box: Box, limits: Limits) -> dict:
+    """What ``jail.enter`` builds for this sandbox: the same for a cold and a warm start."""
+    return {"root": str(box.root), "scratch": str(box.work), "uid": box.uid, "python": sys.executable,
+            "expose": python_paths(), "hide": framework_paths() if limits.numpy_only else [],
+            "memory": limits.memory_bytes, "cpu": int(limits.notebook_timeout * 2) + 10,
+            "nproc": limits.processes, "fsize": limits.file_bytes, "env": thread_env(limits.threads)}
+
+
+def start_harness(box: Box, limits: Limits, isolated: bool) -> subprocess.Popen | warm.WarmChild:
+    """The harness, running in its sandbox: forked by the slot's warm process where it can be
+    (isolated only: there the sandbox's uid cannot touch the root-owned warm process), else
+    started cold, a new interpreter that imports everything itself."""
+    if not isolated:
+        return _start_uncontained(box.work, limits)
+    options = jail_options(box, limits)
+    if warm.enabled():
+        child = warm.spawn(box.slot, () if limits.numpy_only else limits.preload,
+                           jail.harness_env(options["env"]), options, box.procs_files())
+        if child is not None:
+            return child
+    cmd = ["unshare", *NAMESPACES, "--fork", "--kill-child", sys.executable, "-I", str(HERE / "jail.py")]
+    for name in ("root", "scratch", "uid", "python", "memory", "cpu", "nproc", "fsize"):
+        cmd += [f"--{name}", str(options[name])]
+    cmd += [f"--env={name}={value}" for name, value in options["env"].items()]
+    cmd += [f"--expose={path}" for path in options["expose"]] + [f"--hide={path}" for path in options["hide"]]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=box.join)
+
+
+def _start_uncontained(work: Path, limits: Limits) -> subprocess.Popen:
+    """No root (a learner's laptop): the harness as this user, with per-process limits."""
+    cpu = int(limits.notebook_timeout * 2) + 10
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": str(work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8",
+           **thread_env(limits.threads)}
+    return subprocess.Popen([sys.executable, "-I", str(work / "harness.py"), str(work)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=work,
+                            start_new_session=True, preexec_fn=limit)
+
+
 class _Attempt:
     """One run of the harness, watched until it finishes, dies or runs out of time."""
 
@@ -154,33 +203,7 @@ class _Attempt:
         self.in_flight: tuple[str, int] | None = None
         self.started_at = 0.0
         self.killed_for: str | None = None
-        cpu = int(limits.notebook_timeout * 2) + 10
-        if isolated:
-            cmd = ["unshare", *NAMESPACES, "--fork", "--kill-child",
-                   sys.executable, "-I", str(HERE / "jail.py"), "--root", str(box.root), "--scratch", str(box.work),
-                   "--uid", str(box.uid), "--python", sys.executable, "--memory", str(limits.memory_bytes),
-                   "--cpu", str(cpu), "--nproc", str(limits.processes), "--fsize", str(limits.file_bytes)]
-            cmd += [f"--env={name}={value}" for name, value in thread_env(limits.threads).items()]
-            for path in python_paths():
-                cmd += ["--expose", path]
-            if limits.numpy_only:
-                for path in framework_paths():
-                    cmd += ["--hide", path]
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=box.join)
-        else:
-            def limit():
-                resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-                resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-                resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.work), "MPLBACKEND": "Agg",
-                   "MPLCONFIGDIR": str(self.work), "TF_CPP_MIN_LOG_LEVEL": "2", "LANG": "C.UTF-8",
-                   **thread_env(limits.threads)}
-            self.proc = subprocess.Popen([sys.executable, "-I", str(self.work / "harness.py"), str(self.work)],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, env=env, cwd=self.work,
-                                         start_new_session=True, preexec_fn=limit)
+        self.proc = start_harness(box, limits, isolated)
         self._events_left = limits.events_bytes
 
     def _item_timeout(self, kind: str, index: int) -> float:
@@ -355,6 +378,8 @@ def _attempts(cells: list[dict], calls: list[dict], arrays: dict[str, np.ndarray
         finally:  # whatever the supervisor met, no process of this attempt runs on unwatched
             run_.stop()
             run_.proc.wait()
+            if isinstance(run_.proc, warm.WarmChild) and (run_.invalid or not run_.finished):
+                warm.retire(run_.proc.zygote)  # after any failure, the next sandbox comes from a fresh one
         if run_.invalid:
             result.invalid = run_.invalid
             return
