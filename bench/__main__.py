@@ -1,8 +1,8 @@
 """``python -m bench`` (``make bench``): every benchmark, one after the other, in one run.
 
-Prints the machine first (timings mean nothing without it), then the four tables: grading
-throughput, notebook run times, NumPy against the frameworks, and the site build. A
-benchmark that cannot run is reported and the others still run; the exit status is then 1.
+Prints the machine first (timings mean nothing without it), then the five tables: grading
+throughput, grading at class size, notebook run times, NumPy against the frameworks, and the
+site build. A benchmark that cannot run is reported and the others still run; the exit status is then 1.
 A missed target is a result, not a failure: it is printed, and the exit status stays 0.
 
 Also holds the two helpers every benchmark script shares: ``print_table`` and ``run_timed``.
@@ -139,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(describe_machine()))
     started = time.perf_counter()
     failed = []
-    for name, module in (("grading", grading), ("notebooks", notebooks), ("frameworks", frameworks), ("site", site)):
-        if module.main(["--quick"] if args.quick else []):  # each prints why it could not run
+    runs = [("grading", grading.main, ["--quick"] if args.quick else []),
+            # Quick: a class of 2 of the first notebook; else make bench's rows, 60 x 02 to 10 x 09.
+            ("grading at class size", grading.main,
+             ["--class", "2", "--notebook", "01_forward"] if args.quick else ["--class-table"]),
+            ("notebooks", notebooks.main, ["--quick"] if args.quick else []),
+            ("frameworks", frameworks.main, ["--quick"] if args.quick else []),
+            ("site", site.main, ["--quick"] if args.quick else [])]
+    for name, run, argv in runs:
+        if run(argv):  # each prints why it could not run
             failed.append(name)
     print(f"\nall benchmarks: {time.perf_counter() - started:.0f} s" + (f"; could not run: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -17,6 +17,13 @@ set against the bare cost of executing the same notebooks (``jupyter nbconvert -
 When a target is missed, or with ``--profile``, the grader's fixed costs are measured one by one.
 
     python -m bench.grading [--quick] [--submissions N] [--jobs N] [--profile]
+
+Class-size mode: N submissions of one notebook (of the same three kinds), the two graders'
+wall time, seconds per submission, time to the first grade, and the grader's cost per
+submission against bare execution, with the targets of each notebook (``CLASS_TARGETS``):
+
+    python -m bench.grading --class N --notebook NAME [--cold]   # --cold: also without warm sandboxes
+    python -m bench.grading --class-table                        # make bench's rows (CLASS_ROWS)
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import argparse
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed
+from bench.__main__ import ROOT, SCRIPTS, CannotRun, print_table, report_cannot_run, run_timed, tool_env
 from bench.notebooks import execute
 from grader.course import copy_course
 
@@ -167,17 +175,51 @@ def register(courses: list[Path], assignments: list[str]) -> None:
         shutil.copy(first / "gradebook.db", course / "gradebook.db")
 
 
+def nbgrader_command(assignment: str) -> list[str]:
+    return [str(SCRIPTS / "nbgrader"), "autograde", assignment, "--log-level=WARN"]
+
+
+def grader_command(course: Path, assignment: str, jobs: int) -> list[str]:
+    return [str(SCRIPTS / "grader"), "autograde", assignment, str(course / "submitted"),
+            "--jobs", str(jobs), "--course-dir", str(course), "--quiet", "--json"]
+
+
 def time_nbgrader(course: Path, assignment: str) -> float:
-    seconds, _ = run_timed([str(SCRIPTS / "nbgrader"), "autograde", assignment, "--log-level=WARN"],
-                           f"nbgrader autograde {assignment} (in {course})", cwd=course)
-    return seconds
+    return run_timed(nbgrader_command(assignment), f"nbgrader autograde {assignment} (in {course})", cwd=course)[0]
 
 
 def time_grader(course: Path, assignment: str, jobs: int) -> float:
-    seconds, _ = run_timed([str(SCRIPTS / "grader"), "autograde", assignment, str(course / "submitted"),
-                            "--jobs", str(jobs), "--course-dir", str(course), "--quiet", "--json"],
-                           f"grader autograde {assignment} --jobs {jobs}", cwd=course)
-    return seconds
+    return run_timed(grader_command(course, assignment, jobs), f"grader autograde {assignment} --jobs {jobs}",
+                     cwd=course)[0]
+
+
+def time_to_first_grade(cmd: list[str], course: Path, assignment: str, what: str,
+                        env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, seconds until the first autograded notebook was written) of ``cmd``.
+
+    Both graders write a submission's autograded notebook when they are done with it (and
+    its grade to the gradebook right after): its appearance is when an instructor could
+    first see a grade. Polled every 50 ms, so the figure is good to about that.
+    """
+    pattern = f"autograded/*/{assignment}/*.ipynb"
+    started = time.perf_counter()
+    first = None
+    try:
+        process = subprocess.Popen(cmd, cwd=course, env=env or tool_env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+    except OSError as error:
+        raise CannotRun(f"{what}: {error}") from None
+    with process:
+        while process.poll() is None:
+            if first is None and next(course.glob(pattern), None) is not None:
+                first = time.perf_counter() - started
+            time.sleep(0.05)
+        errors = process.stderr.read() if process.stderr else ""
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = errors.strip().splitlines()[-15:]
+        raise CannotRun(f"{what}: exit status {process.returncode}\n  " + "\n  ".join(tail))
+    return seconds, first if first is not None else seconds
 
 
 # --- comparing the gradebooks ---------------------------------------------------------------
@@ -241,7 +283,7 @@ def _time_python(code: str, isolated: bool = True) -> float:
 
 
 def _imports_grader(_task: int) -> int:
-    import grader.autograde  # noqa: F401 (what a worker imports to unpickle its first task)
+    import grader.grading.autograde  # noqa: F401 (what a worker imports to unpickle its first task)
     return os.getpid()
 
 
@@ -270,7 +312,7 @@ def profile(graded: Path, the_class: Class, jobs: int, scratch: Path) -> list[tu
     if sandbox.can_isolate():
         unshare = run_timed(["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "true"], "unshare")[0]
         rows.append(("unshare namespaces (isolation)", f"{unshare:.2f}", "per sandbox run"))
-    cli = "import grader.cli, grader.autograde, nbgrader.api, nbgrader.preprocessors"
+    cli = "import grader.cli, grader.grading.autograde, nbgrader.api, nbgrader.preprocessors"
     rows.append(("grader CLI imports (incl. nbgrader)", f"{_time_python(cli, isolated=False):.2f}", "per assignment"))
     rows.append((f"forkserver pool, {jobs} workers importing grader", f"{_forkserver_start(jobs):.2f}", "per assignment"))
     assignment = next(iter(the_class.kinds))
@@ -306,6 +348,113 @@ def profile(graded: Path, the_class: Class, jobs: int, scratch: Path) -> list[tu
     return rows
 
 
+# --- one notebook at the size of a real class -----------------------------------------------
+
+# Throughput against sequential nbgrader on 2 cores, same grades; notebooks without one are
+# measured and reported. Cost: the grader's seconds per submission per worker against bare
+# execution of the same file.
+CLASS_TARGETS = {"02_backprop": 6.0, "05_pytorch": 4.0, "07_gpt": 5.0}
+CLASS_COST_TARGET = 0.5
+# make bench's rows. 08 and 09 get smaller classes: nbgrader alone needs about 100 s and 55 s
+# for each of their submissions (it runs the notebook's demonstrations, which the sandbox skips).
+CLASS_ROWS = (("02_backprop", 60), ("05_pytorch", 60), ("07_gpt", 30), ("08_modern_decoder", 10),
+              ("09_post_training", 10))
+
+
+@dataclass
+class ClassRun:
+    name: str
+    size: int
+    nbgrader_seconds: float
+    grader_seconds: float
+    nbgrader_first: float  # seconds until the first grade was written
+    grader_first: float
+    bare_per_submission: float
+    jobs: int
+    same: int
+    differences: list[str]
+    cold_seconds: float | None = None  # the grader again with cold sandboxes (--cold)
+
+    @property
+    def ratio(self) -> float:
+        return self.nbgrader_seconds / self.grader_seconds
+
+    @property
+    def cost(self) -> float:
+        """The grader's seconds per submission per worker, as a multiple of bare execution."""
+        return self.grader_seconds * self.jobs / self.size / self.bare_per_submission
+
+    def missed(self) -> list[str]:
+        target = CLASS_TARGETS.get(self.name)
+        missed = [f"throughput {self.ratio:.2f}x < {target:g}x"] if target and self.ratio < target else []
+        if self.cost > CLASS_COST_TARGET:
+            missed.append(f"cost {self.cost:.2f}x bare > {CLASS_COST_TARGET}x")
+        if self.differences:
+            missed.append(f"{len(self.differences)} submission(s) graded differently")
+        return missed
+
+
+def grade_class(name: str, size: int, jobs: int, scratch: Path, cold: bool = False) -> tuple[ClassRun, Path, Class]:
+    """``size`` submissions of notebook ``name`` graded by both graders (and cold, if asked)."""
+    the_class = build_class([name], size, scratch)
+    baseline = make_course(scratch / "nbgrader", the_class, baseline=True)
+    graded = make_course(scratch / "grader", the_class, baseline=False)
+    courses = [baseline, graded] + ([make_course(scratch / "grader-cold", the_class, baseline=False)] if cold else [])
+    register(courses, [name])
+    nb_seconds, nb_first = time_to_first_grade(nbgrader_command(name), baseline, name,
+                                               f"nbgrader autograde {name} (in {baseline})")
+    gr_seconds, gr_first = time_to_first_grade(grader_command(graded, name, jobs), graded, name,
+                                               f"grader autograde {name} --jobs {jobs}")
+    cold_seconds = None
+    if cold:
+        cold_seconds, _ = time_to_first_grade(grader_command(courses[2], name, jobs), courses[2], name,
+                                              f"grader autograde {name} (cold sandboxes)",
+                                              env=tool_env(GRADER_COLD_SANDBOX="1"))
+    same, differences = compare(baseline, graded, the_class)
+    bare = bare_seconds(the_class, scratch)
+    bare_per = sum(bare[name, kind] for kind in the_class.kinds[name].values()) / size
+    run = ClassRun(name, size, nb_seconds, gr_seconds, nb_first, gr_first, bare_per, jobs, same, differences,
+                   cold_seconds)
+    return run, graded, the_class
+
+
+def class_table(rows: list[tuple[str, int]], jobs: int, cold: bool, profile_always: bool) -> int:
+    title = f"Grading at class size: nbgrader autograde (sequential) vs grader autograde --jobs {jobs}"
+    header = ("notebook", "class", "nbgrader s", "grader s", "throughput", "target", "s/sub nbgrader",
+              "s/sub grader", "1st grade nbgrader", "1st grade grader", "cost vs bare", "met")
+    table, notes, profiles = [header], [], []
+    for name, size in rows:
+        scratch = Path(tempfile.mkdtemp(prefix=f"bench-class-{name}-"))
+        try:
+            run, graded, the_class = grade_class(name, size, jobs, scratch, cold)
+            missed = run.missed()
+            target = CLASS_TARGETS.get(name)
+            table.append((name, size, f"{run.nbgrader_seconds:.1f}", f"{run.grader_seconds:.1f}", f"{run.ratio:.2f}x",
+                          f">= {target:g}x" if target else "-", f"{run.nbgrader_seconds / size:.2f}",
+                          f"{run.grader_seconds / size:.2f}", f"{run.nbgrader_first:.1f}", f"{run.grader_first:.1f}",
+                          f"{run.cost:.2f}x", "no" if missed else "yes"))
+            kinds = ", ".join(f"{list(the_class.kinds[name].values()).count(k)} {k}"
+                              for k in sorted(set(the_class.kinds[name].values())))
+            notes.append(f"{name}: {kinds}; grades identical (gradebooks compared cell by cell): {run.same}/{size}; "
+                         f"bare execution {run.bare_per_submission:.2f} s per submission"
+                         + (f"; cold sandboxes: grader {run.cold_seconds:.1f} s, warm {run.grader_seconds:.1f} s "
+                            f"({run.cold_seconds / run.grader_seconds:.2f}x faster warm)" if run.cold_seconds else ""))
+            notes += [f"  known difference: {line}" for line in run.differences]
+            if missed:
+                notes.append(f"  missed: {'; '.join(missed)} (where the time goes: below)")
+            if missed or profile_always:
+                profiles.append((name, profile(graded, the_class, jobs, scratch)))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    notes += ["", f"throughput: nbgrader's wall time over the grader's for the same class; cost vs bare: the grader's "
+              f"seconds per submission per worker (wall x {jobs} / class) over `jupyter nbconvert --execute` of the "
+              f"same files (target <= {CLASS_COST_TARGET}x)"]
+    print_table(title, table, notes)
+    for name, rows_ in profiles:
+        print_table(f"Where grader autograde spends its time on {name} (measured one stage at a time)", rows_)
+    return 0
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,7 +464,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="grader workers (default: cores)")
     parser.add_argument("--profile", action="store_true", help="measure the grader's fixed costs even if targets are met")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and print where it is")
+    parser.add_argument("--class", dest="class_size", type=int, metavar="N",
+                        help="class-size mode: N submissions of one notebook (--notebook)")
+    parser.add_argument("--notebook", help="the notebook of the class-size mode, e.g. 05_pytorch")
+    parser.add_argument("--class-table", action="store_true",
+                        help="class-size mode for every row of make bench: " +
+                        ", ".join(f"{n} x {name[:2]}" for name, n in CLASS_ROWS))
+    parser.add_argument("--cold", action="store_true", help="class-size mode: also grade with cold sandboxes")
     args = parser.parse_args(argv)
+    if args.class_size is not None or args.class_table:
+        return _class_mode(args, parser)
     title = f"Grading throughput: nbgrader autograde (sequential) vs grader autograde --jobs {args.jobs}"
     scratch = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     try:
@@ -327,6 +485,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(scratch kept: {scratch})")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _class_mode(args, parser: argparse.ArgumentParser) -> int:
+    title = "Grading at class size"
+    names, skipped = gradable_notebooks()
+    if args.class_table:
+        rows = [(name, size) for name, size in CLASS_ROWS if name in names]
+    else:
+        if not args.notebook or args.class_size < 1:
+            parser.error("--class N needs N >= 1 and --notebook NAME")
+        if args.notebook not in names:
+            return report_cannot_run(title, CannotRun(f"{args.notebook}: not a gradable notebook ({', '.join(names)}"
+                                                      + (f"; {'; '.join(skipped)}" if skipped else "") + ")"))
+        rows = [(args.notebook, args.class_size)]
+    try:
+        return class_table(rows, args.jobs, args.cold, args.profile)
+    except CannotRun as error:
+        return report_cannot_run(title, error)
 
 
 def _run(args, title: str, scratch: Path) -> int:

@@ -1,7 +1,7 @@
 """`python -m bench --quick`: every benchmark starts, runs on a tiny input and prints its table.
 
-Tiny inputs (2 submissions of the first notebook, the first notebook executed once, 1 epoch
-of each network, a one-page site) keep this near a minute; the figures themselves are not
+Tiny inputs (2 submissions of the first notebook, graded as a small class and in class-size
+mode, the first notebook executed once, 1 epoch of each network, a one-page site) keep this near a minute; the figures themselves are not
 checked, only that each table is there and that what must agree does agree.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from notebook_cases import ROOT
 
-TABLES = ["Grading throughput", "Notebook run times", "NumPy vs PyTorch vs TensorFlow", "Site build"]
+TABLES = ["Grading throughput", "Grading at class size", "Notebook run times", "NumPy vs PyTorch vs TensorFlow", "Site build"]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,14 @@ def test_grading_compares_both_graders_and_ends_with_the_speedup(quick_run):
     assert re.search(r"^01_forward\s+2\s+\d+\.\d\s+\d+\.\d\s+\d+\.\d\dx$", grading, re.M)
     assert re.search(r"\n\ngrading speedup vs nbgrader: \d+\.\d\dx\n", grading + "\n")
     assert re.search(r"bare execution .*: \d+\.\d\d s per submission", grading)
+
+
+def test_class_size_mode_grades_the_class_both_ways_with_the_same_grades(quick_run):
+    _, out, _ = quick_run
+    table = out.split("## Grading at class size")[1].split("\n## ")[0]
+    assert re.search(r"^01_forward\s+2(\s+\d+\.\d){2}\s+\d+\.\d\dx\s+-(\s+\d+\.\d\d){2}(\s+\d+\.\d){2}\s+"
+                     r"\d+\.\d\dx\s+(yes|no)$", table, re.M), table
+    assert "01_forward: 1 correct, 1 partial; grades identical (gradebooks compared cell by cell): 2/2; bare execution" in table
 
 
 def test_notebook_table_has_targets_and_verdicts(quick_run):
