@@ -14,12 +14,11 @@ import itertools
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from . import cgroups
+from . import cgroups, jail
 
 _counter = itertools.count()
 
@@ -57,10 +56,10 @@ class Box:
         self.root.mkdir()
         try:
             if self.isolated:
-                mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.scratch_bytes},mode=0755,"
-                                          "nosuid,nodev", "tmpfs", str(self.work)], capture_output=True)
-                self._mounted = mounted.returncode == 0
-                if not self._mounted:  # a container that refuses it: a host folder, per-file size limit only
+                try:
+                    jail.mount_tmpfs(str(self.work), f"size={self.scratch_bytes},mode=0755", jail.MS_NOSUID | jail.MS_NODEV)
+                    self._mounted = True
+                except OSError:  # a container that refuses it: a host folder, per-file size limit only
                     warn_scratch_on_disk()
                 os.chown(self.work, self.uid, self.uid)
                 if cgroups.available():
@@ -103,8 +102,15 @@ class Box:
                 kill_user(self.uid)
         finally:
             if self._mounted:
-                subprocess.run(["umount", "-l", str(self.work)], capture_output=True)
+                _unmount(self.work)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _unmount(path: Path) -> None:
+    try:
+        jail.unmount(str(path))
+    except OSError:  # already gone; rmtree then removes what is left
+        pass
 
 
 def kill_user(uid: int) -> None:
@@ -133,7 +139,7 @@ def remove_orphans() -> None:
             if not owner.isdigit() or cgroups.alive(int(owner)) or base.stat().st_uid != os.geteuid():
                 continue
             if (base / "work").is_mount():
-                subprocess.run(["umount", "-l", str(base / "work")], capture_output=True)
+                _unmount(base / "work")
         except OSError:  # removed meanwhile by another grader
             continue
         shutil.rmtree(base, ignore_errors=True)
