@@ -202,20 +202,22 @@ def time_to_first_grade(cmd: list[str], course: Path, assignment: str, what: str
     first see a grade. Polled every 50 ms, so the figure is good to about that.
     """
     pattern = f"autograded/*/{assignment}/*.ipynb"
-    started = time.perf_counter()
     first = None
-    try:
-        process = subprocess.Popen(cmd, cwd=course, env=env or tool_env(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
-    except OSError as error:
-        raise CannotRun(f"{what}: {error}") from None
-    with process:
+    # Its output goes to a file, not a pipe: nobody reads a pipe while we poll, and a full one
+    # would stop the grader mid-class.
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        try:
+            process = subprocess.Popen(cmd, cwd=course, env=env or tool_env(), stdout=output, stderr=output)
+        except OSError as error:
+            raise CannotRun(f"{what}: {error}") from None
         while process.poll() is None:
             if first is None and next(course.glob(pattern), None) is not None:
                 first = time.perf_counter() - started
             time.sleep(0.05)
-        errors = process.stderr.read() if process.stderr else ""
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        output.seek(0)
+        errors = output.read()
     if process.returncode != 0:
         tail = errors.strip().splitlines()[-15:]
         raise CannotRun(f"{what}: exit status {process.returncode}\n  " + "\n  ".join(tail))
