@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from . import startup  # noqa: F401 - first: it keeps nbformat's import short (see there)
 
 import nbformat
 
@@ -185,6 +188,8 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     """
     root = Path(root).resolve()
     names = notebooks_of(root, assignment)
+    if runner is None:
+        _start_worker_server()
     if runner is None and not overrides.threads:  # share the cores among the notebooks graded at once
         overrides = replace(overrides, threads=max(1, (os.cpu_count() or 1) // _jobs(jobs)))
     outcomes: dict[str, SubmissionOutcome] = {}
@@ -217,6 +222,13 @@ def _jobs(jobs: int | None) -> int:
 WORKER_ATTEMPTS = 2  # a submission that kills its worker is tried once more, then recorded as failed
 
 
+def _start_worker_server() -> None:
+    """Start the server the workers are forked from now: it imports the grader (seconds) while
+    this process reads the submissions and the gradebook, instead of before the first grade."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["grader.grading.autograde"])
+    multiprocessing.forkserver.ensure_running()
+
+
 def _local_runner(jobs: int | None):
     """Grades each submission in a worker process of its own, ``jobs`` at a time.
 
@@ -228,7 +240,7 @@ def _local_runner(jobs: int | None):
 
     def run(tasks):
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["grader.grading.autograde"])  # workers start with the grader imported
+        _start_worker_server()  # if not yet started: workers start with the grader imported
         waiting = deque((task, 1) for task in tasks)
         free_slots = list(range(jobs - 1, -1, -1))
         next_slot = jobs
