@@ -599,7 +599,7 @@ GRPO_NOT_LEARNING = ("held-out accuracy {before:.0%} -> {after:.0%}: GRPO should
                      "log-probabilities once per batch, then steps_per_batch steps on grpo_loss.")
 
 GRPO_JUDGE_LM = dict(n_layer=1, n_embd=16, n_head=2)
-GRPO_LEARN_CONFIG = {"iterations": 120, "prompts_per_step": 8, "group_size": 8, "max_new_tokens": O.MAX_NEW,
+GRPO_LEARN_CONFIG = {"iterations": 60, "prompts_per_step": 8, "group_size": 8, "max_new_tokens": O.MAX_NEW,
                      "steps_per_batch": 2, "lr": 1e-2, "clip_eps": 0.2, "kl_coef": 0.02}
 GRPO_STILL_CONFIG = {**GRPO_LEARN_CONFIG, "iterations": 10, "kl_coef": 0.0}
 GRPO_KL_CONFIG = {**GRPO_LEARN_CONFIG, "iterations": 40, "kl_coef": 1.0}
