@@ -480,7 +480,7 @@ def test_only_decayed_accepts_adamws_weight_decay_and_nothing_else():
     assert not P.only_decayed(start, {k: 2 * v for k, v in start.items()})
 
 
-def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lookup():
+def test_train_grpo_judge_rejects_sft_an_untrained_model_a_lookup_and_reversed_rl():
     ns = solution_with_task()
     calls = P.train_grpo.visible_calls()
 
@@ -505,6 +505,14 @@ def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lo
             self.table = nn.Parameter(torch.zeros(10_000, 4))
 
     assert _graded(lambda *a: (Lookup(), []), P.train_grpo, calls).hint == P.GRPO_PARAMETERS
+
+    # RL the wrong way round (advantages negated: right answers pushed down) trains, but held-out
+    # accuracy does not rise: the "learn" call names it
+    reversed_rl = dict(ns)
+    reversed_rl["group_advantages"] = lambda rewards, eps=1e-4: -ns["group_advantages"](rewards, eps)
+    exec(P._TRAIN_GRPO_CELL.format(**P._TRAIN_GRPO_RIGHT), reversed_rl)
+    hint = _graded(reversed_rl["train_grpo"], P.train_grpo, calls).hint
+    assert hint.startswith("held-out accuracy ") and "should raise the greedy accuracy" in hint, hint
 
 
 # =========================================================================================
