@@ -6,6 +6,7 @@ tests/test_notebooks.py (09_post_training is one of its notebooks).
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from types import SimpleNamespace
@@ -42,19 +43,71 @@ def solution_namespace() -> dict:
 
 # --- the model and the task ------------------------------------------------------------------
 
-def test_numpy_forward_matches_torch_transformer_encoder_layers():
+def notebook_tinylm(**config):
+    """The solution notebook's own TinyLM class (its model cell, run in a namespace of its own)."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    ns: dict = {"torch": torch, "nn": nn, "F": F, "np": np}
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in ("task", "model"):
+            exec(cell.source.split("print(")[0] if cell.metadata["nbgrader"]["grade_id"] == "model" else cell.source, ns)
+    return ns["TinyLM"](**config)
+
+
+def test_numpy_forward_matches_the_notebooks_tinylm_and_the_harness_builder():
+    """The judge's NumPy forward (explicit softmax over masked scores) against the notebook's
+    TinyLM (F.scaled_dot_product_attention) and the sandbox's build_tiny_lm, with the same weights
+    loaded by name: the names and shapes are the ones the judge draws."""
     rng = np.random.default_rng(0)
     params = O.init_tiny_lm(rng, O.VOCAB_SIZE, O.BLOCK_SIZE, 2, 16)
     idx = rng.integers(0, O.VOCAB_SIZE, (3, 9))
-    module = harness.build_tiny_lm(params, n_head=4)  # nn.TransformerEncoderLayer, norm_first, causal mask
-    assert [n for n, _ in module.named_parameters()] == list(O.tiny_lm_shapes(O.VOCAB_SIZE, O.BLOCK_SIZE, 2, 16))
+    notebook = notebook_tinylm(n_layer=2, n_head=4, n_embd=16).double()
+    shapes = {n: tuple(p.shape) for n, p in notebook.named_parameters()}
+    assert shapes == O.tiny_lm_shapes(O.VOCAB_SIZE, O.BLOCK_SIZE, 2, 16)
+    assert list(shapes) == list(O.tiny_lm_shapes(O.VOCAB_SIZE, O.BLOCK_SIZE, 2, 16))  # the same order
+    notebook.load_state_dict({k: torch.tensor(v) for k, v in params.items()}, strict=True)
+    module = harness.build_tiny_lm(params, n_head=4)
+    assert [n for n, _ in module.named_parameters()] == list(shapes)
+    want = O.tiny_lm_forward(params, idx, 4)
     with torch.no_grad():
-        np.testing.assert_allclose(module(torch.tensor(idx)).numpy(), O.tiny_lm_forward(params, idx, 4),
-                                   rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(notebook(torch.tensor(idx)).numpy(), want, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(module(torch.tensor(idx)).numpy(), want, rtol=1e-10, atol=1e-10)
     changed = idx.copy()
     changed[:, 6] = (idx[:, 6] + 1) % O.VOCAB_SIZE
     a, b = O.tiny_lm_forward(params, idx, 4), O.tiny_lm_forward(params, changed, 4)
     assert np.allclose(a[:, :6], b[:, :6]) and not np.allclose(a[:, 6:], b[:, 6:])  # causal
+
+
+def test_lora_wraps_every_linear_layer_of_the_attention_and_the_mlp():
+    """The notebook's with_lora adapts q, k, v, o and the MLP of every block (PEFT's "all-linear"
+    without the head): the trainable count is r (in + out) per wrapped layer, and merging gives
+    back a plain TinyLM whose outputs equal the adapted model's."""
+    from peft import LoraConfig, get_peft_model
+
+    nb = nbformat.read(SOLUTION, as_version=4)
+    ns = solution_namespace()
+    ns["TinyLM"] = type(notebook_tinylm())
+    for cell in nb.cells:
+        if "def with_lora" in cell.source:
+            exec(cell.source.split("if RUN_DEMOS")[0], ns)
+    torch.manual_seed(0)
+    base = ns["TinyLM"]()
+    lora = ns["with_lora"](copy.deepcopy(base), r=4, alpha=8.0)
+    C, n_layer = 64, 2
+    per_block = 4 * 4 * (C + C) + 4 * (C + 4 * C) + 4 * (4 * C + C)
+    assert sum(p.numel() for p in lora.parameters() if p.requires_grad) == n_layer * per_block
+    peft = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    peft_trainable = sum(p.numel() for p in peft.parameters() if p.requires_grad)
+    # a plain nn.Module gives PEFT no output layer to leave out, so it adapts the head too
+    assert peft_trainable == n_layer * per_block + 4 * (C + O.VOCAB_SIZE)
+    with torch.no_grad():
+        for module in lora.modules():
+            if hasattr(module, "B") and hasattr(module, "A"):
+                module.B.normal_()
+        idx = torch.randint(0, O.VOCAB_SIZE, (2, 8))
+        adapted = lora(idx)
+        merged = ns["merge_lora"](lora)
+        assert not any(hasattr(m, "A") for m in merged.modules())
+        torch.testing.assert_close(merged(idx), adapted, rtol=1e-4, atol=1e-4)
 
 
 def test_task_and_reward_worked_by_hand():
@@ -317,7 +370,25 @@ def test_solution_runs_top_to_bottom_in_a_kernel_with_demos(tmp_path):
         assert stage in everything, stage
 
 
-# --- train_grpo: the replay against the notebook's own loop, and attacks ----------------------------
+# --- train_grpo: judged by what the returned model does ----------------------------------------------
+#
+# Calibration of the judge (grader.checking.exercises.post_training, section 9), measured in process
+# with one PyTorch thread over 30 judge seeds (np.random.default_rng(98), the visible calls, then
+# seeds 1-29 as hidden draws):
+# - the solution passed all three calls on every seed. "learn" (60 iterations): held-out greedy
+#   accuracy (200 problems that never enter the sandbox) from at most 4% at the start (0% on 21
+#   seeds) to 47.0% to 100% (median 78%); the least rise was +44.5 points, against the +25
+#   required (GRPO_MARGIN); 120 iterations gave the same least rise. "unsolvable": parameters
+#   returned exactly equal to the start's. "toward_reference": KL(reference || model) fell to 0.06
+#   to 0.58 of its starting value (below 0.9 is required). About 2.5 s per seed for the three calls.
+# - REORDERED_GRPO below (10 seeds): passed every seed; least rise +50.5 points; KL ratio at most
+#   0.44; "unsolvable" gives the start times one factor (AdamW's default weight decay), accepted
+#   by only_decayed.
+# - SFT on the answers (10 seeds) moved the model on "unsolvable" by 0.29 to 1.30 nats of KL:
+#   GRPO_NOT_RL every time (and it reaches 99.5-100% on "learn": accuracy alone cannot tell it
+#   from RL). The lookup of every addition problem (5 seeds): GRPO_NOT_RL, and 0% on "learn".
+#   Greedy decoding (5 seeds): GRPO_GREEDY; the KL against the policy itself (5 seeds):
+#   GRPO_NO_REFERENCE (ratio exactly 1.0); an untouched model (5 seeds): GRPO_GREEDY.
 
 def solution_with_task() -> dict:
     """The solution's answer cells with the locked cells they use (the task, completion_logprobs)."""
@@ -330,30 +401,91 @@ def solution_with_task() -> dict:
     return ns
 
 
-def test_grpo_replay_equals_the_notebooks_loop_on_torch_modules():
-    """The judge's replay (functional forward) against the solution's train_grpo on the harness's
-    nn.TransformerEncoderLayer modules; and each catalogued mistake moves the result away."""
-    call = P._grpo_replay_call(np.random.default_rng(7))
-    model, ref, prompts, answers, config, gen = call.args
-    want = O.train_grpo(model.weights, ref.weights, model.n_head, prompts.value, answers, config, gen.seed)
+REORDERED_GRPO = '''def train_grpo(model, ref_model, prompts, answers, config, generator):
+    """A correct GRPO that consumes the generator differently: prompts by randperm, one prompt's
+    group sampled at a time, the reference per group, and AdamW with its default weight decay."""
+    P, G, n_new = config["prompts_per_step"], config["group_size"], config["max_new_tokens"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"])
+    L = prompts.shape[1]
+    history = []
+    for _ in range(config["iterations"]):
+        rows = torch.randperm(len(prompts), generator=generator)[:P]
+        groups = []
+        for r in rows:
+            seq = prompts[r].repeat(G, 1)
+            with torch.no_grad():
+                for _ in range(n_new):
+                    probs = torch.softmax(model(seq)[:, -1], dim=-1)
+                    seq = torch.cat([seq, torch.multinomial(probs, 1, generator=generator)], dim=1)
+            groups.append(seq)
+        sequences = torch.cat(groups)
+        texts = [decode(c) for c in sequences[:, L:]]
+        rewards = torch.tensor([reward(t, answers[int(rows[i // G])]) for i, t in enumerate(texts)],
+                               dtype=torch.float64).view(P, G)
+        advantages = group_advantages(rewards).view(-1)
+        mask = torch.zeros(P * G, n_new, dtype=torch.float64)
+        for i, t in enumerate(texts):
+            mask[i, :t.index(".") + 1 if "." in t else n_new] = 1
+        with torch.no_grad():
+            old = completion_logprobs(model, sequences, L)
+            ref = torch.cat([completion_logprobs(ref_model, g, L) for g in sequences.split(G)])
+        for _ in range(config["steps_per_batch"]):
+            loss = grpo_loss(completion_logprobs(model, sequences, L), old, ref, advantages, mask,
+                             config["clip_eps"], config["kl_coef"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        history.append(rewards.mean().item())
+    return model, history
+'''
+
+
+def test_train_grpo_judge_passes_the_solution_and_a_reordered_grpo_with_margin():
+    """Both pass the visible calls (the solution's hidden ones: tests/test_notebooks.py); on
+    "learn" each clears the margin by far (the 30-seed figures are above)."""
     ns = solution_with_task()
-    trained, history = ns["train_grpo"](harness.build_tiny_lm(model.weights, model.n_head),
-                                        harness.build_tiny_lm(ref.weights, ref.n_head), torch.tensor(prompts.value),
-                                        answers, config, torch.Generator().manual_seed(gen.seed))
-    assert len(history) == config["iterations"] and 0 < np.mean(history) < 1  # mixed rewards: advantages act
-    for name, p in trained.named_parameters():  # float64 throughout; Adam magnifies rounding a little
-        np.testing.assert_allclose(p.detach().numpy(), want[name], rtol=1e-7, atol=1e-9, err_msg=name)
-    for switch in ({"fixed_old": False}, {"sample": False}, {"include_eos": False}, {"use_reference": False}):
-        wrong = O.train_grpo(model.weights, ref.weights, model.n_head, prompts.value, answers, config, gen.seed, **switch)
-        assert not all(np.allclose(wrong[k], want[k], rtol=1e-6, atol=1e-9) for k in want), switch
+    reordered = dict(ns)
+    exec(REORDERED_GRPO, reordered)
+    calls = P.train_grpo.visible_calls()
+    assert [("answers" in c.held_out, bool(c.held_out.get("reference", False))) for c in calls] == [
+        (False, False), (True, False), (False, True)]  # unsolvable, learn, toward_reference
+    for fn in (ns["train_grpo"], reordered["train_grpo"]):
+        results = [call_in_process(fn, "train_grpo", c) for c in calls]
+        assert judge_calls(P.train_grpo, calls, results).passed
+        params = {k[len("param."):]: v for k, v in results[1]["outputs"].items() if k.startswith("param.")}
+        held = calls[1].held_out
+        before = P.held_out_accuracy(calls[1].args[0].weights, held["prompts"], held["answers"])
+        after = P.held_out_accuracy(params, held["prompts"], held["answers"])
+        assert before <= 0.05 and after >= before + P.GRPO_MARGIN + 0.1, (before, after)
 
 
-def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lookup():
+def test_train_grpo_never_sees_the_held_out_problems_and_its_task_is_not_addition():
+    calls = P.train_grpo.visible_calls()
+    for call in calls:
+        sent = {tuple(p) for p in call.args[2].value.tolist()}
+        kept = call.held_out.get("prompts", call.held_out.get("sequences", np.zeros((0, 6), int))[:, :O.PROMPT_LEN])
+        assert not sent & {tuple(p) for p in np.asarray(kept)[:, :O.PROMPT_LEN].tolist()}
+    learn = next(c for c in calls if "answers" in c.held_out)
+    sums = [O.problem(int(O.decode(p[:2])), int(O.decode(p[3:5])))[1] for p in learn.held_out["prompts"]]
+    assert np.mean([s == a for s, a in zip(sums, learn.held_out["answers"])]) < 0.05
+
+
+def test_only_decayed_accepts_adamws_weight_decay_and_nothing_else():
+    rng = np.random.default_rng(3)
+    start = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    assert P.only_decayed(start, start)
+    assert P.only_decayed(start, {k: v * 0.998 for k, v in start.items()})
+    assert not P.only_decayed(start, {"a": start["a"] * 0.998, "b": start["b"]})
+    assert not P.only_decayed(start, {k: v + 1e-4 for k, v in start.items()})
+    assert not P.only_decayed(start, {k: 2 * v for k, v in start.items()})
+
+
+def test_train_grpo_judge_rejects_sft_an_untrained_model_a_lookup_and_reversed_rl():
     ns = solution_with_task()
     calls = P.train_grpo.visible_calls()
 
     def sft_on_answers(model, ref_model, prompts, answers, config, generator):
-        """Trains on the right answers (never sampling): the attack the replay must catch."""
+        """Trains on the right answers (never sampling): the attack the "unsolvable" call catches."""
         optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=0.0)
         rows = [ns["sft_example"](p, ns["encode"](a), ns["EOS_ID"], ns["PAD_ID"], 12) for p, a in zip(prompts, answers)]
         ids, labels = torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
@@ -364,8 +496,8 @@ def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lo
             optimizer.step()
         return model, [1.0] * config["iterations"]
 
-    assert _graded(sft_on_answers, P.train_grpo, calls).hint == P.GRPO_RECIPE
-    assert _graded(lambda model, *a: (model, [0.0]), P.train_grpo, calls).hint == P.GRPO_RECIPE
+    assert _graded(sft_on_answers, P.train_grpo, calls).hint == P.GRPO_NOT_RL
+    assert _graded(lambda model, *a: (model, [0.0]), P.train_grpo, calls).hint == P.GRPO_GREEDY
 
     class Lookup(nn.Module):
         def __init__(self):
@@ -373,7 +505,14 @@ def test_train_grpo_judge_rejects_sft_on_the_answers_an_untrained_model_and_a_lo
             self.table = nn.Parameter(torch.zeros(10_000, 4))
 
     assert _graded(lambda *a: (Lookup(), []), P.train_grpo, calls).hint == P.GRPO_PARAMETERS
-    assert _graded(ns["train_grpo"], P.train_grpo, calls).passed
+
+    # RL the wrong way round (advantages negated: right answers pushed down) trains, but held-out
+    # accuracy does not rise: the "learn" call names it
+    reversed_rl = dict(ns)
+    reversed_rl["group_advantages"] = lambda rewards, eps=1e-4: -ns["group_advantages"](rewards, eps)
+    exec(P._TRAIN_GRPO_CELL.format(**P._TRAIN_GRPO_RIGHT), reversed_rl)
+    hint = _graded(reversed_rl["train_grpo"], P.train_grpo, calls).hint
+    assert hint.startswith("held-out accuracy ") and "should raise the greedy accuracy" in hint, hint
 
 
 # =========================================================================================
@@ -426,13 +565,14 @@ def _students_09():
     from sample_class import Student, _load, _write
 
     # Points: sft_example 1, sft_loss 1, LoRALinear 2, sequence_logprob 1, dpo_loss 2, reward 1,
-    # group_advantages 1, grpo_loss 2, train_grpo 3 (replayed by the judge); 14.
+    # group_advantages 1, grpo_loss 2, train_grpo 3; 14. Both attacks train on answers, which the
+    # "unsolvable" call shows (the lookup's sums would also fail "learn": its task is not addition).
     return [
         Student("correct", 14, "", lambda p: _write(_load(SOLUTION), p)),
         Student("untouched", 0, "not implemented yet", lambda p: p.write_bytes(RELEASE_09.read_bytes())),
-        Student("sft_instead_of_rl", 11, "differ from the notebook's recipe",
+        Student("sft_instead_of_rl", 11, "the model changed on a task that none of its samples solves",
                 _solution_09_with("train_grpo", SFT_INSTEAD_OF_RL)),
-        Student("lookup_of_every_problem", 11, "differ from the notebook's recipe",
+        Student("lookup_of_every_problem", 11, "the model changed on a task that none of its samples solves",
                 _solution_09_with("train_grpo", LOOKUP_OF_EVERY_PROBLEM)),
     ]
 

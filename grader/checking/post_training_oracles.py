@@ -1,11 +1,9 @@
 """Reference maths for notebook 09 (post-training): the task, the small model's forward pass,
-the SFT example and loss, LoRA, sequence log-probabilities, DPO, rewards, GRPO's advantages and
-loss, and a replay of GRPO training.
+the SFT example and loss, LoRA, sequence log-probabilities, DPO, rewards, and GRPO's advantages
+and loss.
 
-Everything except the replay is NumPy in float64, written from the papers' formulas (no learner
-code, no ``torch.nn``). The replay draws from a ``torch.Generator`` as the notebook's recipe
-does, so it uses PyTorch's sampling and AdamW, with the functional forward below, never a module
-the learner wrote. Keyword switches reproduce the mistakes the exercises catalogue.
+Everything is NumPy in float64, written from the papers' formulas (no learner code, no
+``torch.nn``). Keyword switches reproduce the mistakes the exercises catalogue.
 """
 from __future__ import annotations
 
@@ -55,7 +53,7 @@ def reward(completion: str, answer: str, eos: bool = True, prefix: bool = False,
     return float(head == answer)
 
 
-# --- the model: a pre-LN causal transformer of torch.nn.TransformerEncoderLayer blocks ------
+# --- the model: a pre-LN causal transformer with separate q, k, v and o projections --------
 
 def tiny_lm_shapes(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes in registration order, as the notebook's TinyLM lists them."""
@@ -63,13 +61,12 @@ def tiny_lm_shapes(vocab_size: int, block_size: int, n_layer: int, n_embd: int) 
     shapes: dict[str, tuple[int, ...]] = {"tok.weight": (vocab_size, C), "pos.weight": (block_size, C)}
     for i in range(n_layer):
         p = f"layers.{i}."
-        shapes.update({
-            p + "self_attn.in_proj_weight": (3 * C, C), p + "self_attn.in_proj_bias": (3 * C,),
-            p + "self_attn.out_proj.weight": (C, C), p + "self_attn.out_proj.bias": (C,),
-            p + "linear1.weight": (4 * C, C), p + "linear1.bias": (4 * C,),
-            p + "linear2.weight": (C, 4 * C), p + "linear2.bias": (C,),
-            p + "norm1.weight": (C,), p + "norm1.bias": (C,), p + "norm2.weight": (C,), p + "norm2.bias": (C,),
-        })
+        shapes.update({p + "norm1.weight": (C,), p + "norm1.bias": (C,)})
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            shapes.update({p + f"attn.{proj}.weight": (C, C), p + f"attn.{proj}.bias": (C,)})
+        shapes.update({p + "norm2.weight": (C,), p + "norm2.bias": (C,),
+                       p + "linear1.weight": (4 * C, C), p + "linear1.bias": (4 * C,),
+                       p + "linear2.weight": (C, 4 * C), p + "linear2.bias": (C,)})
     shapes.update({"ln_f.weight": (C,), "ln_f.bias": (C,), "head.weight": (vocab_size, C), "head.bias": (vocab_size,)})
     return shapes
 
@@ -118,29 +115,18 @@ def tiny_lm_forward(params: dict, idx, n_head: int) -> np.ndarray:
     for i in range(n_layers(p)):
         q = f"layers.{i}."
         h = layer_norm(x, p[q + "norm1.weight"], p[q + "norm1.bias"])
-        qkv = h @ p[q + "self_attn.in_proj_weight"].T + p[q + "self_attn.in_proj_bias"]
-        heads = [qkv[..., j * C:(j + 1) * C].reshape(B, T, n_head, hd).transpose(0, 2, 1, 3) for j in range(3)]
+        heads = [(h @ p[q + f"attn.{proj}.weight"].T + p[q + f"attn.{proj}.bias"]).reshape(B, T, n_head, hd)
+                 .transpose(0, 2, 1, 3) for proj in ("q_proj", "k_proj", "v_proj")]
         scores = heads[0] @ heads[1].transpose(0, 1, 3, 2) / math.sqrt(hd)
         scores = np.where(future, -np.inf, scores)
         weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)
         y = (weights @ heads[2]).transpose(0, 2, 1, 3).reshape(B, T, C)
-        x = x + y @ p[q + "self_attn.out_proj.weight"].T + p[q + "self_attn.out_proj.bias"]
+        x = x + y @ p[q + "attn.o_proj.weight"].T + p[q + "attn.o_proj.bias"]
         h = layer_norm(x, p[q + "norm2.weight"], p[q + "norm2.bias"])
         h = np.maximum(h @ p[q + "linear1.weight"].T + p[q + "linear1.bias"], 0.0)
         x = x + h @ p[q + "linear2.weight"].T + p[q + "linear2.bias"]
     return layer_norm(x, p["ln_f.weight"], p["ln_f.bias"]) @ p["head.weight"].T + p["head.bias"]
-
-
-def greedy_accuracy(params: dict, n_head: int, pairs) -> float:
-    """Exact-match accuracy of greedy decoding (MAX_NEW tokens) on the problems ``pairs``."""
-    prompts = np.asarray([encode(problem(a, b)[0]) for a, b in pairs])
-    idx = prompts
-    with np.errstate(all="ignore"):
-        for _ in range(MAX_NEW):
-            logits = tiny_lm_forward(params, idx, n_head)[:, -1]
-            idx = np.concatenate([idx, logits.argmax(-1)[:, None]], axis=1)
-    return float(np.mean([reward(decode(row[PROMPT_LEN:]), problem(a, b)[1]) for row, (a, b) in zip(idx, pairs)]))
 
 
 # --- 1. SFT examples and 2. the masked loss ------------------------------------------------
@@ -283,109 +269,3 @@ def grpo_loss(logprobs, old_logprobs, ref_logprobs, advantages, mask, clip_eps: 
     if count_padding:
         return float(np.mean((per_token * m).sum(axis=1) / m.shape[1]))
     return float(np.mean((per_token * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)))
-
-
-# --- 9. GRPO training, replayed ---------------------------------------------------------------
-#
-# The notebook fixes a recipe that draws from a torch.Generator (which prompts, which samples),
-# so a seed gives one answer. The replay below follows it with PyTorch's random draws and AdamW,
-# but computes the model with its own functional forward (the formulas of tiny_lm_forward, in
-# torch for autograd), never with a module the learner wrote.
-
-def torch_forward(params: dict, idx, n_head: int):
-    import torch
-    import torch.nn.functional as F
-
-    p = params
-    B, T = idx.shape
-    C = p["tok.weight"].shape[1]
-    hd = C // n_head
-    x = p["tok.weight"][idx] + p["pos.weight"][:T]
-    future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
-    for i in range(n_layers(p)):
-        q = f"layers.{i}."
-        h = F.layer_norm(x, (C,), p[q + "norm1.weight"], p[q + "norm1.bias"], 1e-5)
-        qkv = h @ p[q + "self_attn.in_proj_weight"].T + p[q + "self_attn.in_proj_bias"]
-        qh, kh, vh = (t.view(B, T, n_head, hd).transpose(1, 2) for t in qkv.split(C, dim=2))
-        scores = (qh @ kh.transpose(-2, -1) / math.sqrt(hd)).masked_fill(future, float("-inf"))
-        y = (torch.softmax(scores, dim=-1) @ vh).transpose(1, 2).reshape(B, T, C)
-        x = x + y @ p[q + "self_attn.out_proj.weight"].T + p[q + "self_attn.out_proj.bias"]
-        h = F.layer_norm(x, (C,), p[q + "norm2.weight"], p[q + "norm2.bias"], 1e-5)
-        x = x + torch.relu(h @ p[q + "linear1.weight"].T + p[q + "linear1.bias"]) @ p[q + "linear2.weight"].T \
-            + p[q + "linear2.bias"]
-    return F.layer_norm(x, (C,), p["ln_f.weight"], p["ln_f.bias"], 1e-5) @ p["head.weight"].T + p["head.bias"]
-
-
-class one_thread:
-    """One PyTorch thread while the judge replays (sums in a fixed order, and no oversubscription)."""
-
-    def __enter__(self):
-        import torch
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-        torch.set_num_threads(self.threads)
-
-
-def train_grpo(params: dict, ref_params: dict, n_head: int, prompts, answers, config: dict, seed: int, *,
-               fixed_old=True, sample=True, include_eos=True, use_reference=True) -> dict[str, np.ndarray]:
-    """The notebook's GRPO recipe replayed from ``params``: per iteration, prompts_per_step rows
-    drawn with torch.randint, a group of group_size completions each sampled with one
-    torch.multinomial per token, rewards, group advantages, old and reference log-probabilities
-    once, then steps_per_batch AdamW steps on grpo_loss. Switches reproduce mistakes:
-    ``fixed_old=False`` recomputes old_logprobs at every step (the ratio is always 1),
-    ``sample=False`` decodes greedily, ``include_eos=False`` leaves the EOS out of the mask,
-    ``use_reference=False`` takes the KL against the current policy."""
-    import torch
-    import torch.nn.functional as F
-
-    with one_thread():
-        generator = torch.Generator().manual_seed(int(seed))
-        weights = {k: torch.tensor(np.asarray(v, np.float64), requires_grad=True) for k, v in params.items()}
-        ref = {k: torch.tensor(np.asarray(v, np.float64)) for k, v in ref_params.items()}
-        optimizer = torch.optim.AdamW(list(weights.values()), lr=config["lr"], weight_decay=0.0)
-        prompts = torch.as_tensor(np.asarray(prompts))
-        P, G, n_new = config["prompts_per_step"], config["group_size"], config["max_new_tokens"]
-        eps, kl = config["clip_eps"], config["kl_coef"]
-        L = prompts.shape[1]
-
-        def logprobs_of(p, sequences):
-            logits = torch_forward(p, sequences[:, :-1], n_head)[:, L - 1:]
-            return F.log_softmax(logits, dim=-1).gather(-1, sequences[:, L:].unsqueeze(-1)).squeeze(-1)
-
-        for _ in range(config["iterations"]):
-            rows = torch.randint(len(prompts), (P,), generator=generator)
-            idx = prompts[rows].repeat_interleave(G, dim=0)
-            with torch.no_grad():
-                for _ in range(n_new):
-                    logits = torch_forward(weights, idx, n_head)[:, -1, :]
-                    if sample:
-                        nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
-                    else:
-                        nxt = logits.argmax(dim=-1, keepdim=True)
-                    idx = torch.cat([idx, nxt], dim=1)
-            texts = [decode(row[L:]) for row in idx.tolist()]
-            wanted = [answers[int(r)] for r in rows for _ in range(G)]
-            rewards = np.asarray([reward(t, a) for t, a in zip(texts, wanted)]).reshape(P, G)
-            advantages = torch.tensor(group_advantages(rewards).reshape(-1))
-            ends = [t.index(".") + (1 if include_eos else 0) if "." in t else n_new for t in texts]
-            mask = (torch.arange(n_new)[None, :] < torch.tensor(ends)[:, None]).double()
-            with torch.no_grad():
-                old = logprobs_of(weights, idx)
-                reference = logprobs_of(ref, idx)
-            for _ in range(config["steps_per_batch"]):
-                lp = logprobs_of(weights, idx)
-                old_now = old if fixed_old else lp.detach()
-                ref_now = reference if use_reference else lp.detach()
-                ratio = torch.exp(lp - old_now)
-                A = advantages.unsqueeze(1)
-                surrogate = torch.min(ratio * A, ratio.clamp(1 - eps, 1 + eps) * A)
-                d = ref_now - lp
-                per_token = -surrogate + kl * (torch.exp(d) - d - 1)
-                loss = ((per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        return {k: v.detach().numpy() for k, v in weights.items()}

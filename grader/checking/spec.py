@@ -67,7 +67,7 @@ class LearnerModel:
 
 @dataclass(frozen=True)
 class TinyLM:
-    """Notebook 09's small causal transformer (``nn.TransformerEncoderLayer`` blocks) holding
+    """Notebook 09's small causal transformer (pre-LN blocks with separate q, k, v, o projections) holding
     ``weights`` (name -> array), built inside the sandbox by the harness."""
 
     weights: dict[str, np.ndarray] = field(repr=False)

@@ -409,29 +409,50 @@ def _probe_pairs(result, args, kwargs, probe_args, again=None):
 # --- notebook 09: its small transformer, a linear layer, and what is read back from LoRA ----
 
 def build_tiny_lm(weights: dict, n_head: int):
-    """Notebook 09's TinyLM (token and position embeddings, pre-LN ``nn.TransformerEncoderLayer``
-    layers with a causal mask, a final layer norm and a linear head) holding ``weights``."""
+    """Notebook 09's TinyLM (token and position embeddings, pre-LN blocks of causal multi-head
+    attention with separate q, k, v and o projections and a ReLU MLP, a final layer norm and a
+    linear head) holding ``weights``: the same modules and parameter names as the notebook's."""
     import torch
     import torch.nn as nn
+    import torch.nn.functional as F
 
     V, C = weights["tok.weight"].shape
     n_layer = len({name.split(".")[1] for name in weights if name.startswith("layers.")})
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(C, C) for _ in range(4))
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = (proj(x).view(B, T, n_head, C // n_head).transpose(1, 2)
+                       for proj in (self.q_proj, self.k_proj, self.v_proj))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.attn = nn.LayerNorm(C), CausalSelfAttention()
+            self.norm2, self.linear1, self.linear2 = nn.LayerNorm(C), nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.linear2(F.relu(self.linear1(self.norm2(x))))
 
     class TinyLM(nn.Module):
         def __init__(self):
             super().__init__()
             self.block_size = weights["pos.weight"].shape[0]
             self.tok, self.pos = nn.Embedding(V, C), nn.Embedding(self.block_size, C)
-            self.layers = nn.ModuleList(nn.TransformerEncoderLayer(C, n_head, 4 * C, dropout=0.0, batch_first=True,
-                                                                   norm_first=True) for _ in range(n_layer))
+            self.layers = nn.ModuleList(Block() for _ in range(n_layer))
             self.ln_f, self.head = nn.LayerNorm(C), nn.Linear(C, V)
 
         def forward(self, idx):
-            T = idx.shape[1]
-            x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))
-            mask = nn.Transformer.generate_square_subsequent_mask(T, device=idx.device, dtype=x.dtype)
+            x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
             for layer in self.layers:
-                x = layer(x, src_mask=mask, is_causal=True)
+                x = layer(x)
             return self.head(self.ln_f(x))
 
     dtype = torch.float64 if weights["tok.weight"].dtype == np.float64 else torch.float32

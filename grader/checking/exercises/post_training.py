@@ -550,65 +550,190 @@ grpo_loss = Exercise(
 
 # --- 9. train_grpo ------------------------------------------------------------------------------------
 #
-# The judge hands over its own small float64 model and a reference (the same weights, slightly
-# moved, so that the KL term has a gradient from the first step), with prompts and answers of the
-# task, and replays the recipe itself (post_training_oracles.train_grpo): the trained parameters
-# must equal the replay's, which catches a recipe that recomputes old_logprobs at every step,
-# decodes greedily, leaves EOS out of the mask or takes the KL against the policy itself, and any
-# training that is not this RL loop (for example SFT on the answers).
+# Judged by what the returned model does, never by replaying one recipe (a correct GRPO may draw
+# its prompts and samples in another order, loop differently, or keep AdamW's default weight
+# decay). The judge hands over its own small float64 model, a reference, the prompts and answers
+# of a task of its own, a config and a generator, and reads back the parameters only; it then
+# decodes with its own NumPy forward pass (post_training_oracles.tiny_lm_forward). Three kinds of
+# call, each a property that a right GRPO has whatever its order of random draws:
+#
+# 1. "unsolvable": the answers contain a digit the starting model never emits (its logit is 40
+#    below the others), so every sample's reward is 0 and every group's advantages are exactly 0;
+#    and kl_coef is 0. GRPO's loss is then 0 whatever the parameters, its gradient is 0, and AdamW
+#    leaves the model as it was (with weight_decay > 0, AdamW's default, every parameter shrinks
+#    by the same factor, which the judge accepts: see ``only_decayed``). Any supervised training
+#    on the answers moves it: the attack "SFT on the answers instead of RL" and any lookup that
+#    trains on problems fail here, whatever they reach elsewhere. (With kl_coef > 0 and the
+#    reference equal to the start, the KL term's gradient is 0 too, but only until weight decay
+#    moves the policy: Adam then turns that tiny gradient into full-size steps.)
+# 2. "learn": a task the starting model solves sometimes when sampling but almost never greedily:
+#    the answer is "7" for an odd b and "3" for an even one (the judge's rule, not the sum, so a
+#    model that learned addition gets 0); held-out problems the sandbox never sees must be
+#    answered, greedily, by a margin better than the starting model does. Calibrated on the
+#    solution over 30 judge seeds (the figures are in tests/test_post_training.py).
+# 3. "toward_reference": the same unsolvable task, with a reference that differs from the starting
+#    model and a large kl_coef: only the KL penalty acts, and it must bring the model closer to
+#    the reference (a KL taken against the policy itself leaves it where it was).
+#
+# Mistakes of the recipe that change how fast or how stably GRPO learns but not what it ends up
+# doing on such tasks (recomputing old_logprobs at every step, so that the clipping never acts;
+# leaving the EOS out of the mask while the starting model already stops on its own) are not
+# catalogued: the returned parameters cannot show them honestly.
 
 GRPO_PARAMETERS = ("return (model, history) with the model it was given, trained: its parameters must keep their "
                    "names and shapes.")
-GRPO_RECIPE = ("the trained parameters differ from the notebook's recipe: per iteration one torch.randint for the "
-               "prompts, one torch.multinomial per sampled token (from `generator` only), your reward and "
-               "group_advantages, old and reference log-probabilities once, then steps_per_batch AdamW steps on "
-               "grpo_loss (a model trained on the answers instead of its own samples ends elsewhere).")
-GRPO_OLD_EACH_STEP = ("old_logprobs must be computed once per batch, before its steps: recomputed at every step, "
-                      "the ratio is always 1 and the clipping never acts.")
-GRPO_GREEDY = ("completions must be sampled (torch.multinomial on the softmax, with `generator`), not decoded "
-               "greedily: a greedy group is one answer repeated, so every advantage is 0.")
-GRPO_MASK_EOS = ("the mask must include each completion's first EOS: the model must also learn when to stop "
-                 "(1 up to and including the first '.', 0 after it).")
-GRPO_NO_REFERENCE = ("the KL penalty must use ref_model's log-probabilities (computed once per batch, without "
-                     "gradients), not the policy's own.")
+GRPO_NOT_RL = ("the model changed on a task that none of its samples solves, with kl_coef = 0: every reward is "
+               "0, so every advantage is 0, GRPO's loss is 0 and AdamW leaves the model as it was. Train only on "
+               "the model's own samples, weighted by group_advantages (training on the answers is SFT, not "
+               "reinforcement learning).")
+GRPO_NO_REFERENCE = ("on a task none of its samples solves only the KL penalty acts, and it must pull the model "
+                     "toward ref_model; the model did not get closer to it: compute ref_logprobs with ref_model "
+                     "(once per batch, without gradients), not with the policy itself.")
+GRPO_GREEDY = ("the model did not change although its samples are right some of the time: sample the "
+               "completions (torch.multinomial on the softmax, with `generator`), not greedily (a greedy group "
+               "is one answer repeated, so every advantage is 0), and take optimizer steps on grpo_loss.")
+GRPO_NOT_LEARNING = ("held-out accuracy {before:.0%} -> {after:.0%}: GRPO should raise the greedy accuracy on "
+                     "problems it never saw by at least {margin:.0%} with this budget. Check the loop: rows drawn "
+                     "with `generator`, each prompt's group consecutive, rewards with your reward and "
+                     "group_advantages, the mask up to and including the first EOS, old and reference "
+                     "log-probabilities once per batch, then steps_per_batch steps on grpo_loss.")
 
 GRPO_JUDGE_LM = dict(n_layer=1, n_embd=16, n_head=2)
-GRPO_REPLAY_CONFIG = {"iterations": 3, "prompts_per_step": 4, "group_size": 4, "max_new_tokens": O.MAX_NEW,
-                      "steps_per_batch": 2, "lr": 1e-2, "clip_eps": 0.2, "kl_coef": 0.5}
+GRPO_LEARN_CONFIG = {"iterations": 60, "prompts_per_step": 8, "group_size": 8, "max_new_tokens": O.MAX_NEW,
+                     "steps_per_batch": 2, "lr": 1e-2, "clip_eps": 0.2, "kl_coef": 0.02}
+GRPO_STILL_CONFIG = {**GRPO_LEARN_CONFIG, "iterations": 10, "kl_coef": 0.0}
+GRPO_KL_CONFIG = {**GRPO_LEARN_CONFIG, "iterations": 40, "kl_coef": 1.0}
+GRPO_MARGIN = 0.25  # the rise of held-out accuracy required; the solution's least over 30 judge seeds is 0.445
+GRPO_CLOSER = 0.9  # toward_reference: KL(ref || model) must fall below this fraction of KL(ref || start)
+N_TRAIN_PROMPTS, N_HELD_OUT = 64, 200
+NEVER = "9"  # the digit the starting model never emits in the unsolvable tasks
 
 
-def _grpo_replay_call(rng):
+def judge_answer(a: int, b: int) -> str:
+    """The judge's own target for a problem: "7" when b is odd, "3" when it is even."""
+    return "7" if b % 2 else "3"
+
+
+def _prompts(pairs) -> np.ndarray:
+    return np.asarray([O.encode(O.problem(a, b)[0]) for a, b in pairs], np.int64)
+
+
+def _start_model(rng, suppress: str | None = None, prompts=None, answers=None) -> dict[str, np.ndarray]:
+    """Random weights whose head favours EOS but samples "7" or "3" now and then; ``suppress`` is a
+    digit it never emits. Given problems, EOS is favoured further until greedy decoding answers
+    at most 5% of them (so that what GRPO learns shows as a rise of greedy accuracy)."""
     j = GRPO_JUDGE_LM
     weights = O.init_tiny_lm(rng, O.VOCAB_SIZE, O.BLOCK_SIZE, j["n_layer"], j["n_embd"], scale=1.0)
-    # The judge's task is one a random model solves half the time, so that groups have mixed rewards
-    # and the advantages are not all 0: the answer is empty (stop at once, with EOS) for most prompts
-    # and "7" for the others, and the head favours EOS and 7.
-    weights["head.bias"][O.EOS_ID] += 2.5
-    weights["head.bias"][O.CHARS.index("7")] += 1.5
-    ref = {k: v + 0.05 * rng.standard_normal(v.shape) for k, v in weights.items()}
-    pairs = [(int(a), int(b)) for a, b in rng.integers(0, 100, (24, 2))]
-    prompts = np.asarray([O.encode(O.problem(a, b)[0]) for a, b in pairs], np.int64)
-    answers = ["7" if i % 3 == 0 else "" for i in range(len(pairs))]
-    return Call((TinyLM(weights, j["n_head"]), TinyLM(ref, j["n_head"]), _t(prompts), answers,
-                 dict(GRPO_REPLAY_CONFIG), TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt")
+    weights["head.bias"][O.EOS_ID] += 3.5
+    for digit in "73":
+        weights["head.bias"][O.CHARS.index(digit)] += 1.5
+    if suppress:
+        weights["head.bias"][O.CHARS.index(suppress)] -= 40.0
+    while prompts is not None and held_out_accuracy(weights, prompts, answers) > 0.05:
+        weights["head.bias"][O.EOS_ID] += 0.5
+    return weights
+
+
+def _sampled_sequences(rng, weights, prompts) -> np.ndarray:
+    """Prompts followed by MAX_NEW tokens sampled from ``weights`` (where the judge compares models)."""
+    idx = prompts
+    for _ in range(O.MAX_NEW):
+        p = np.exp(O.log_softmax(O.tiny_lm_forward(weights, idx, GRPO_JUDGE_LM["n_head"])[:, -1]))
+        nxt = np.asarray([rng.choice(len(row), p=row / row.sum()) for row in p])
+        idx = np.concatenate([idx, nxt[:, None]], axis=1)
+    return idx
+
+
+def _train_grpo_call(rng, kind: str) -> Call:
+    order = rng.permutation(10_000)[:N_TRAIN_PROMPTS + N_HELD_OUT]
+    pairs = [(int(i) // 100, int(i) % 100) for i in order]
+    train, held = pairs[:N_TRAIN_PROMPTS], pairs[N_TRAIN_PROMPTS:]
+    n_head = GRPO_JUDGE_LM["n_head"]
+    if kind == "learn":
+        answers = [judge_answer(a, b) for a, b in train]
+        held_out = {"prompts": _prompts(held), "answers": np.asarray([judge_answer(a, b) for a, b in held])}
+        weights = _start_model(rng, prompts=held_out["prompts"], answers=held_out["answers"])
+        reference, config = weights, GRPO_LEARN_CONFIG
+    else:
+        weights = _start_model(rng, suppress=NEVER)
+        answers = [NEVER * 2] * len(train)
+        if kind == "unsolvable":
+            reference, config = weights, GRPO_STILL_CONFIG
+        else:  # toward_reference: moved, with the same digit still never emitted
+            reference = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in weights.items()}
+            reference["head.bias"][O.CHARS.index(NEVER)] = weights["head.bias"][O.CHARS.index(NEVER)]
+            config = GRPO_KL_CONFIG
+        held_out = {"sequences": _sampled_sequences(rng, weights, _prompts(held)),
+                    "reference": np.asarray(kind == "toward_reference")}
+        if kind == "toward_reference":
+            held_out.update({f"ref.{k}": v for k, v in reference.items()})
+    return Call((TinyLM(weights, n_head), TinyLM(reference, n_head), _t(_prompts(train)), answers, dict(config),
+                 TorchGenerator(int(rng.integers(0, 1 << 30)))), probe="gpt", held_out=held_out)
+
+
+def _train_grpo_calls(rng) -> list[Call]:
+    # in this order, so that among failures the first call's hint is the one shown: a model trained
+    # on the answers is named by "unsolvable", one that never changes by "learn" (GRPO_GREEDY)
+    return [_train_grpo_call(rng, kind) for kind in ("unsolvable", "learn", "toward_reference")]
+
+
+def greedy_texts(weights: dict, prompts: np.ndarray) -> list[str]:
+    """The judge's greedy decoding of MAX_NEW tokens after each prompt, with its own forward pass."""
+    idx = np.asarray(prompts)
+    with np.errstate(all="ignore"):
+        for _ in range(O.MAX_NEW):
+            logits = O.tiny_lm_forward(weights, idx, GRPO_JUDGE_LM["n_head"])[:, -1]
+            idx = np.concatenate([idx, logits.argmax(-1)[:, None]], axis=1)
+    return [O.decode(row[prompts.shape[1]:]) for row in idx]
+
+
+def held_out_accuracy(weights: dict, prompts: np.ndarray, answers) -> float:
+    return float(np.mean([O.reward(t, str(a)) for t, a in zip(greedy_texts(weights, prompts), answers)]))
+
+
+def completion_kl(p_weights: dict, q_weights: dict, sequences: np.ndarray) -> float:
+    """KL(p || q) between the two models' next-token distributions (nats), averaged over the
+    completion positions of ``sequences`` that GRPO trains: up to and including the first EOS."""
+    n_head, start = GRPO_JUDGE_LM["n_head"], O.PROMPT_LEN - 1
+    with np.errstate(all="ignore"):
+        lp = O.log_softmax(O.tiny_lm_forward(p_weights, sequences[:, :-1], n_head)[:, start:])
+        lq = O.log_softmax(O.tiny_lm_forward(q_weights, sequences[:, :-1], n_head)[:, start:])
+    completions = sequences[:, O.PROMPT_LEN:]
+    after_eos = np.cumsum(completions == O.EOS_ID, axis=1) - (completions == O.EOS_ID) > 0
+    kl = (np.exp(lp) * (lp - lq)).sum(axis=-1)
+    return float(kl[~after_eos].mean())
+
+
+def only_decayed(start: dict, params: dict) -> bool:
+    """Whether ``params`` are ``start`` times one factor c in [0.9, 1] (c = 1: unchanged): what
+    AdamW leaves after steps with zero gradients, its decoupled weight decay included."""
+    s = np.concatenate([np.ravel(start[k]) for k in start])
+    p = np.concatenate([np.ravel(params[k]) for k in start]).astype(np.float64)
+    c = float(p @ s / (s @ s))
+    return 0.9 <= c <= 1.0 + 1e-12 and float(np.max(np.abs(p - c * s))) <= 1e-7 * float(np.max(np.abs(s)))
 
 
 def judge_train_grpo(call: Call, outputs) -> str | None:
-    model, reference, prompts, answers, config, generator = call.args
+    model = call.args[0]
     params = {k[len("param."):]: v for k, v in outputs.items() if k.startswith("param.")}
     if {k: v.shape for k, v in params.items()} != {k: np.shape(v) for k, v in model.weights.items()}:
         return GRPO_PARAMETERS
     if any(v.dtype.kind != "f" or not np.all(np.isfinite(v)) for v in params.values()):
         return "the trained parameters contain NaN or inf."
-    recipes: tuple[tuple[str | None, dict[str, bool]], ...] = (
-        (None, {}), (GRPO_OLD_EACH_STEP, {"fixed_old": False}), (GRPO_GREEDY, {"sample": False}),
-        (GRPO_MASK_EOS, {"include_eos": False}), (GRPO_NO_REFERENCE, {"use_reference": False}))
-    for hint, switches in recipes:
-        want = O.train_grpo(model.weights, reference.weights, model.n_head, prompts.value, answers, config,
-                            generator.seed, **switches)
-        if all(np.allclose(params[k], want[k], rtol=1e-6, atol=1e-9) for k in want):
-            return hint
-    return GRPO_RECIPE
+    held = call.held_out
+    if "answers" in held:  # learn
+        before = held_out_accuracy(model.weights, held["prompts"], held["answers"])
+        after = held_out_accuracy(params, held["prompts"], held["answers"])
+        if only_decayed(model.weights, params):
+            return GRPO_GREEDY
+        if after < before + GRPO_MARGIN:
+            return GRPO_NOT_LEARNING.format(before=before, after=after, margin=GRPO_MARGIN)
+        return None
+    if not bool(held["reference"]):  # unsolvable
+        return None if only_decayed(model.weights, params) else GRPO_NOT_RL
+    reference = {k[len("ref."):]: v for k, v in held.items() if k.startswith("ref.")}
+    start, now = (completion_kl(reference, w, held["sequences"]) for w in (model.weights, params))
+    return GRPO_NO_REFERENCE if not now <= GRPO_CLOSER * start else None
 
 
 _TRAIN_GRPO_CELL = """def train_grpo(model, ref_model, prompts, answers, config, generator):
@@ -628,35 +753,33 @@ _TRAIN_GRPO_CELL = """def train_grpo(model, ref_model, prompts, answers, config,
         wanted = [answers[int(r)] for r in rows for _ in range(G)]
         rewards = torch.tensor([reward(t, a) for t, a in zip(texts, wanted)], dtype=dtype).view(P, G)
         advantages = group_advantages(rewards).view(-1)
-        ends = torch.tensor([t.index(".") + {eos} if "." in t else n_new for t in texts])
+        ends = torch.tensor([t.index(".") + 1 if "." in t else n_new for t in texts])
         mask = (torch.arange(n_new)[None, :] < ends[:, None]).to(dtype)
         with torch.no_grad():
             old = completion_logprobs(model, sequences, prompts.shape[1])
             ref = completion_logprobs(ref_model, sequences, prompts.shape[1])
         for _ in range(config["steps_per_batch"]):
             logprobs = completion_logprobs(model, sequences, prompts.shape[1])
-            loss = grpo_loss(logprobs, {old}, {ref}, advantages, mask, config["clip_eps"], config["kl_coef"])
+            loss = grpo_loss(logprobs, old, {ref}, advantages, mask, config["clip_eps"], config["kl_coef"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         history.append(rewards.mean().item())
     return model, history
 """
-_TRAIN_GRPO_RIGHT = dict(draw="torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)", eos="1",
-                         old="old", ref="ref")
+_TRAIN_GRPO_RIGHT = dict(draw="torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)", ref="ref")
 
 train_grpo = Exercise(
     name="train_grpo", points=3, title="GRPO training: sample, reward, clipped steps",
-    visible_calls=lambda: [_grpo_replay_call(np.random.default_rng(98))],
-    hidden_calls=lambda rng: [_grpo_replay_call(rng)],
+    visible_calls=lambda: _train_grpo_calls(np.random.default_rng(98)),
+    hidden_calls=_train_grpo_calls,
     judge=judge_train_grpo,
-    trusts=("the returned parameters only (names, shapes, values): the judge replays the recipe itself from the "
-            "weights it sent, with its own forward pass, sampling from the same seed, and compares."),
+    trusts=("the returned parameters only (names, shapes, values): the judge decodes with its own forward pass "
+            "on held-out problems that never enter the sandbox, and compares next-token distributions of the "
+            "returned, starting and reference models on sequences it sampled itself."),
     mistakes=(
-        Mistake(GRPO_OLD_EACH_STEP, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "old": "logprobs.detach()"})),
         Mistake(GRPO_GREEDY, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT,
                                                              "draw": "logits.argmax(dim=-1, keepdim=True)"})),
-        Mistake(GRPO_MASK_EOS, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "eos": "0"})),
         Mistake(GRPO_NO_REFERENCE, inject=_TRAIN_GRPO_CELL.format(**{**_TRAIN_GRPO_RIGHT, "ref": "logprobs.detach()"})),
     ),
     call_timeout=60.0,
