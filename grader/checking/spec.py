@@ -198,6 +198,9 @@ class NotebookSpec:
     # A NumPy notebook: its sandbox holds no PyTorch or TensorFlow (they would do the work the
     # notebook teaches, e.g. autograd for a backward pass); see runner.Limits.numpy_only.
     numpy_only: bool = False
+    # Modules the judge imports while grading (scikit-learn for the digits): the grading workers'
+    # server imports them once, instead of every worker once per submission.
+    judge_imports: tuple[str, ...] = ()
 
     def exercise(self, name: str) -> Exercise:
         for exercise in self.exercises:

@@ -437,6 +437,7 @@ train = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="03_gradient_descent",
+    judge_imports=("sklearn.datasets", "sklearn.model_selection"),  # the digits (draws.standardised_digits)
     numpy_only=True,
     exercises=(sgd_step, iterate_minibatches, train),
     cell_timeout=30.0,

@@ -288,6 +288,7 @@ train_digits = Exercise(
 
 NOTEBOOK = NotebookSpec(
     name="05_pytorch",
+    judge_imports=("sklearn.datasets", "sklearn.model_selection"),  # the digits (draws.standardised_digits)
     exercises=(torch_mlp_forward, torch_mse_gradients, torch_train_step, make_mlp, train_digits),
     cell_timeout=60.0,
     notebook_timeout=180.0,
