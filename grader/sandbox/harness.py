@@ -409,7 +409,7 @@ def _probe_pairs(result, args, kwargs, probe_args, again=None):
 # --- notebook 09: its small transformer, a linear layer, and what is read back from LoRA ----
 
 def build_tiny_lm(weights: dict, n_head: int):
-    """Notebook 09's TinyLM (token and position embeddings, pre-LN blocks of causal multi-head
+    """Notebook 09's TinyLM (token and position embeddings, pre-LN layers of causal multi-head
     attention with separate q, k, v and o projections and a ReLU MLP, a final layer norm and a
     linear head) holding ``weights``: the same modules and parameter names as the notebook's."""
     import torch
