@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from grader.grading import startup  # noqa: F401 - first, before anything imports nbformat (see there)
+
 
 def _root(args) -> Path:
     from .course import find_root

@@ -189,7 +189,8 @@ def autograde(root: Path, assignment: str, location: Path, db_url: str, jobs: in
     root = Path(root).resolve()
     names = notebooks_of(root, assignment)
     if runner is None:
-        _start_worker_server([module for name in names for module in exercises.notebook_spec(name).judge_imports])
+        _start_worker_server(tuple(module for name in names
+                                   for module in (exercises.module_of(name), *exercises.notebook_spec(name).judge_imports)))
     if runner is None and not overrides.threads:  # share the cores among the notebooks graded at once
         overrides = replace(overrides, threads=max(1, (os.cpu_count() or 1) // _jobs(jobs)))
     outcomes: dict[str, SubmissionOutcome] = {}
@@ -222,12 +223,13 @@ def _jobs(jobs: int | None) -> int:
 WORKER_ATTEMPTS = 2  # a submission that kills its worker is tried once more, then recorded as failed
 
 
-def _start_worker_server(judge_imports: list[str] = []) -> None:  # noqa: B006 - read only
-    """Start the server the workers are forked from now: it imports the grader and what the
-    judges need (seconds) while this process reads the submissions and the gradebook, instead
+def _start_worker_server(modules: tuple[str, ...] = ()) -> None:
+    """Start the server the workers are forked from now: it imports the grader, the exercises
+    and what their judges need (seconds; see worker_warmup) while this process reads the submissions and the gradebook, instead
     of before the first grade; every worker then starts with all of it imported. Only the
     first call of a process starts it (and decides what it imports)."""
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["grader.grading.autograde", *judge_imports])
+    multiprocessing.get_context("forkserver").set_forkserver_preload(
+        ["grader.grading.autograde", "grader.grading.worker_warmup", *modules])
     multiprocessing.forkserver.ensure_running()
 
 

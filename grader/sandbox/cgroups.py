@@ -129,6 +129,8 @@ class Cgroup:
         if self.version == "v2" and not keep and (self.dirs[""] / "cgroup.kill").exists():
             _write(self.dirs[""] / "cgroup.kill", "1")
             return
+        if keep and set(self.pids()) <= keep:  # the usual case at a cell's end: no stray to stop
+            return  # (freezing would find the same; one started after this is met by the next kill)
         self._freeze(True)
         try:
             for pid in self.pids():

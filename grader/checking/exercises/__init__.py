@@ -28,8 +28,13 @@ def available() -> list[str]:
     return names
 
 
-def notebook_spec(name: str) -> NotebookSpec:
-    """The exercises of notebook ``name`` (e.g. "01_forward"); KeyError if there is none."""
+def module_of(name: str) -> str:
+    """The module that defines notebook ``name``'s exercises; KeyError if there is none."""
     if name not in _MODULES:
         raise KeyError(name)
-    return importlib.import_module(f"{__name__}.{_MODULES[name]}").NOTEBOOK
+    return f"{__name__}.{_MODULES[name]}"
+
+
+def notebook_spec(name: str) -> NotebookSpec:
+    """The exercises of notebook ``name`` (e.g. "01_forward"); KeyError if there is none."""
+    return importlib.import_module(module_of(name)).NOTEBOOK
